@@ -1,0 +1,350 @@
+"""Elementwise kernels over flat contiguous buffers: each ``*_fwd`` then its backward.
+
+Backward kernels accumulate into the input's gradient (``gx += ...``). Binary
+kernels see inputs already broadcast to the output's shape; the executor sums
+gradients back to each input's shape.
+"""
+import math
+
+from .jit import njit
+
+
+@njit
+def neg_fwd(x, out):
+    """out = -x"""
+    for i in range(out.size):
+        out[i] = -x[i]
+
+
+@njit
+def neg_bwd(g, gx):
+    """gx -= g"""
+    for i in range(g.size):
+        gx[i] -= g[i]
+
+
+@njit
+def identity_bwd(g, gx):
+    """gx += g (add, views, reshape)"""
+    for i in range(g.size):
+        gx[i] += g[i]
+
+
+@njit
+def exp_fwd(x, out):
+    """out = exp(x)"""
+    for i in range(out.size):
+        out[i] = math.exp(x[i])
+
+
+@njit
+def exp_bwd(g, out, gx):
+    """gx += g * exp(x), read from the saved output"""
+    for i in range(g.size):
+        gx[i] += g[i] * out[i]
+
+
+@njit
+def log_fwd(x, out):
+    """out = log(x); log(0) = -inf, log(<0) = nan"""
+    for i in range(out.size):
+        v = x[i]
+        out[i] = math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
+
+
+@njit
+def log_bwd(g, x, gx):
+    """gx += g / x"""
+    for i in range(g.size):
+        gx[i] += g[i] / x[i]
+
+
+@njit
+def sqrt_fwd(x, out):
+    """out = sqrt(x)"""
+    for i in range(out.size):
+        v = x[i]
+        out[i] = math.sqrt(v) if v >= 0 else math.nan
+
+
+@njit
+def sqrt_bwd(g, out, gx):
+    """gx += g / (2 sqrt(x))"""
+    for i in range(g.size):
+        gx[i] += g[i] / (2 * out[i])
+
+
+@njit
+def tanh_fwd(x, out):
+    """out = tanh(x)"""
+    for i in range(out.size):
+        out[i] = math.tanh(x[i])
+
+
+@njit
+def tanh_bwd(g, out, gx):
+    """gx += g (1 - tanh(x)^2)"""
+    for i in range(g.size):
+        gx[i] += g[i] * (1 - out[i] * out[i])
+
+
+@njit
+def sigmoid_fwd(x, out):
+    """out = 1 / (1 + exp(-x)), without overflow for large |x|"""
+    for i in range(out.size):
+        v = x[i]
+        if v >= 0:
+            out[i] = 1 / (1 + math.exp(-v))
+        else:
+            e = math.exp(v)
+            out[i] = e / (1 + e)
+
+
+@njit
+def sigmoid_bwd(g, out, gx):
+    """gx += g s (1 - s)"""
+    for i in range(g.size):
+        gx[i] += g[i] * out[i] * (1 - out[i])
+
+
+@njit
+def relu_fwd(x, out):
+    """out = max(x, 0); NaN stays NaN"""
+    for i in range(out.size):
+        v = x[i]
+        out[i] = 0 if v < 0 else v
+
+
+@njit
+def relu_bwd(g, out, gx):
+    """gx += g where x > 0"""
+    for i in range(g.size):
+        if out[i] > 0:
+            gx[i] += g[i]
+
+
+# Ops with a Python scalar: the scalar is the float parameter ``p``.
+
+@njit
+def add_scalar_fwd(x, p, out):
+    """out = x + p"""
+    for i in range(out.size):
+        out[i] = x[i] + p
+
+
+@njit
+def mul_scalar_fwd(x, p, out):
+    """out = x * p"""
+    for i in range(out.size):
+        out[i] = x[i] * p
+
+
+@njit
+def mul_scalar_bwd(g, p, gx):
+    """gx += g * p"""
+    for i in range(g.size):
+        gx[i] += g[i] * p
+
+
+@njit
+def div_scalar_fwd(x, p, out):
+    """out = x / p"""
+    for i in range(out.size):
+        out[i] = x[i] / p
+
+
+@njit
+def div_scalar_bwd(g, p, gx):
+    """gx += g / p"""
+    for i in range(g.size):
+        gx[i] += g[i] / p
+
+
+@njit
+def rsub_scalar_fwd(x, p, out):
+    """out = p - x"""
+    for i in range(out.size):
+        out[i] = p - x[i]
+
+
+@njit
+def pow_scalar_fwd(x, p, out):
+    """out = x ** p"""
+    for i in range(out.size):
+        out[i] = x[i] ** p
+
+
+@njit
+def pow_scalar_bwd(g, x, p, gx):
+    """gx += g p x^(p-1); zero when p == 0, as PyTorch"""
+    if p == 0:
+        return
+    for i in range(g.size):
+        gx[i] += g[i] * p * x[i] ** (p - 1)
+
+
+@njit
+def rpow_scalar_fwd(x, p, out):
+    """out = p ** x"""
+    for i in range(out.size):
+        out[i] = p ** x[i]
+
+
+@njit
+def rpow_scalar_bwd(g, out, p, gx):
+    """gx += g p^x log(p)"""
+    log_p = math.log(p) if p > 0 else (-math.inf if p == 0 else math.nan)
+    for i in range(g.size):
+        gx[i] += g[i] * out[i] * log_p
+
+
+@njit
+def rdiv_scalar_fwd(x, p, out):
+    """out = p / x"""
+    for i in range(out.size):
+        out[i] = p / x[i]
+
+
+@njit
+def rdiv_scalar_bwd(g, x, p, gx):
+    """gx -= g p / x^2"""
+    for i in range(g.size):
+        gx[i] -= g[i] * p / (x[i] * x[i])
+
+
+# Tensor-tensor ops; inputs have the output's shape.
+
+@njit
+def add_fwd(a, b, out):
+    """out = a + b"""
+    for i in range(out.size):
+        out[i] = a[i] + b[i]
+
+
+@njit
+def sub_fwd(a, b, out):
+    """out = a - b"""
+    for i in range(out.size):
+        out[i] = a[i] - b[i]
+
+
+@njit
+def mul_fwd(a, b, out):
+    """out = a * b"""
+    for i in range(out.size):
+        out[i] = a[i] * b[i]
+
+
+@njit
+def mul_bwd_a(g, a, b, ga):
+    """ga += g b"""
+    for i in range(g.size):
+        ga[i] += g[i] * b[i]
+
+
+@njit
+def mul_bwd_b(g, a, b, gb):
+    """gb += g a"""
+    for i in range(g.size):
+        gb[i] += g[i] * a[i]
+
+
+@njit
+def div_fwd(a, b, out):
+    """out = a / b"""
+    for i in range(out.size):
+        out[i] = a[i] / b[i]
+
+
+@njit
+def div_bwd_a(g, a, b, ga):
+    """ga += g / b"""
+    for i in range(g.size):
+        ga[i] += g[i] / b[i]
+
+
+@njit
+def div_bwd_b(g, a, b, gb):
+    """gb -= g a / b^2"""
+    for i in range(g.size):
+        gb[i] -= g[i] * a[i] / (b[i] * b[i])
+
+
+@njit
+def pow_fwd(a, b, out):
+    """out = a ** b"""
+    for i in range(out.size):
+        out[i] = a[i] ** b[i]
+
+
+@njit
+def pow_bwd_a(g, a, b, out, ga):
+    """ga += g b a^(b-1); zero where b == 0"""
+    for i in range(g.size):
+        if b[i] != 0:
+            ga[i] += g[i] * b[i] * a[i] ** (b[i] - 1)
+
+
+@njit
+def pow_bwd_b(g, a, b, out, gb):
+    """gb += g a^b log(a); zero where a == 0 and b >= 0, as PyTorch"""
+    for i in range(g.size):
+        if a[i] == 0 and b[i] >= 0:
+            continue
+        gb[i] += g[i] * out[i] * math.log(a[i]) if a[i] > 0 else g[i] * math.nan
+
+
+@njit
+def cast(x, out):
+    """out = x converted to out's dtype"""
+    for i in range(out.size):
+        out[i] = x[i]
+
+
+@njit
+def cast_add(g, gx):
+    """gx += g converted to gx's dtype (gradient of a dtype conversion)"""
+    for i in range(g.size):
+        gx[i] += g[i]
+
+
+# Not differentiable.
+
+@njit
+def _compare_one(code, x, y):
+    if code == 0:
+        return x == y
+    if code == 1:
+        return x != y
+    if code == 2:
+        return x < y
+    if code == 3:
+        return x <= y
+    if code == 4:
+        return x > y
+    return x >= y
+
+
+@njit
+def compare(a, b, code, out):
+    """out = a (==, !=, <, <=, >, >=)[code] b"""
+    for i in range(out.size):
+        out[i] = _compare_one(code, a[i], b[i])
+
+
+@njit
+def all_nonzero(x):
+    """True when no element is zero"""
+    for i in range(x.size):
+        if x[i] == 0:
+            return False
+    return True
+
+
+@njit
+def any_nonzero(x):
+    """True when some element is nonzero"""
+    for i in range(x.size):
+        if x[i] != 0:
+            return True
+    return False

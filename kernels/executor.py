@@ -1,0 +1,184 @@
+"""The backward executor's engine: planning a backward and routing gradients.
+
+A backward runs in one compiled call (``execute`` in the module that
+``nbgrad.autograd.codegen`` writes from the op declarations, which adds the
+per-op dispatch): ``plan`` collects the rows reachable from the root in
+topological order and gives each a slot in one gradient arena; then, for each
+row, ``input_grad`` hands the op's backward kernel the buffer to accumulate
+into, and ``finish_input_grad`` sums broadcast gradients back to the input's
+shape. Leaves accumulate straight into their ``.grad`` buffer.
+"""
+import numpy as np
+
+from .jit import njit
+from .movement import scatter_add
+from .tape import (
+    BCAST,
+    BCAST_SIZE,
+    DEPS,
+    FLAGS,
+    GRAD_BUF,
+    GRAD_DEFINED,
+    IN,
+    ITEMSIZE,
+    LEAF,
+    MARK,
+    MAX_INPUTS,
+    MAX_NDIM,
+    NEEDS_SAVED,
+    NUMEL,
+    PYTHON,
+    RELEASED,
+    RETAIN,
+    SLOT,
+    row_at,
+    view,
+)
+
+# Status codes of plan/execute, read by the Python engine.
+DONE = -1
+
+
+@njit
+def _grow(array, n):
+    if n < array.size:
+        return array
+    bigger = np.empty(2 * array.size, np.int64)
+    bigger[:array.size] = array
+    return bigger
+
+
+@njit
+def plan(chunks, root, epoch):
+    """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
+
+    Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a row
+    whose saved buffers were released by an earlier backward.
+    """
+    order = np.empty(64, np.int64)
+    stack = np.empty(64, np.int64)
+    root_row = row_at(chunks, root)
+    root_row[MARK] = epoch
+    root_row[DEPS] = 0
+    stack[0] = root
+    depth = 1
+    while depth > 0:  # mark the reachable rows and count each one's consumers
+        depth -= 1
+        row = row_at(chunks, stack[depth])
+        if row[FLAGS] & LEAF:
+            continue
+        for i in range(MAX_INPUTS):
+            j = row[IN + i]
+            if j < 0:
+                continue
+            input_row = row_at(chunks, j)
+            if input_row[MARK] != epoch:
+                input_row[MARK] = epoch
+                input_row[DEPS] = 0
+                stack = _grow(stack, depth)
+                stack[depth] = j
+                depth += 1
+            input_row[DEPS] += 1
+    order[0] = root
+    count = 1
+    head = 0
+    bad_row = -1
+    while head < count:  # Kahn's order: a row comes after all its consumers
+        row = row_at(chunks, order[head])
+        head += 1
+        flags = row[FLAGS]
+        if flags & NEEDS_SAVED and flags & RELEASED and bad_row < 0:
+            bad_row = order[head - 1]
+        if flags & LEAF:
+            continue
+        for i in range(MAX_INPUTS):
+            j = row[IN + i]
+            if j < 0:
+                continue
+            input_row = row_at(chunks, j)
+            input_row[DEPS] -= 1
+            if input_row[DEPS] == 0:
+                order = _grow(order, count)
+                order[count] = j
+                count += 1
+    arena_bytes = 0
+    if bad_row >= 0:
+        return order, count, arena_bytes, bad_row
+    for k in range(count):  # gradient slots; leaves accumulate in place into .grad
+        row = row_at(chunks, order[k])
+        flags = row[FLAGS]
+        if flags & LEAF and not flags & PYTHON:
+            row[SLOT] = -1
+            if not flags & GRAD_DEFINED:
+                _zero_bytes(row[GRAD_BUF], row[NUMEL] * row[ITEMSIZE])
+                row[FLAGS] = flags | GRAD_DEFINED
+        else:
+            row[SLOT] = arena_bytes
+            arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
+    return order, count, arena_bytes, bad_row
+
+
+@njit
+def _zero_bytes(address, nbytes):
+    view(address, nbytes, np.uint8)[:] = 0
+
+
+@njit
+def grad_of(row, arena_address, dtype):
+    """The gradient of a planned row: its arena slot, or its .grad buffer for a leaf."""
+    if row[SLOT] < 0:
+        return view(row[GRAD_BUF], row[NUMEL], dtype)
+    return view(arena_address + row[SLOT], row[NUMEL], dtype)
+
+
+@njit
+def input_grad(chunks, row, i, arena_address, dtype):
+    """Where the op's backward writes input ``i``'s gradient (a zeroed temporary if broadcast)."""
+    j = row[IN + i]
+    if j < 0:
+        return np.empty(0, dtype)
+    block = BCAST + i * BCAST_SIZE
+    ndim = row[block]
+    if ndim > 0:
+        numel = 1
+        for d in range(ndim):
+            numel *= row[block + 1 + d]
+        return np.zeros(numel, dtype)
+    return grad_of(row_at(chunks, j), arena_address, dtype)
+
+
+@njit
+def finish_input_grad(chunks, row, i, arena_address, grad):
+    """Sum a broadcast input's gradient back to the input's shape."""
+    block = BCAST + i * BCAST_SIZE
+    ndim = row[block]
+    j = row[IN + i]
+    if j < 0 or ndim == 0:
+        return
+    shape = row[block + 1:block + 1 + ndim]
+    strides = row[block + 1 + MAX_NDIM:block + 1 + MAX_NDIM + ndim]
+    target = grad_of(row_at(chunks, j), arena_address, grad.dtype)
+    scatter_add(grad, shape, strides, 1.0, target)
+
+
+@njit
+def write_retained(row, grad):
+    """Copy a finished gradient into the .grad buffer of a retain_grad() node or hooked leaf."""
+    flags = row[FLAGS]
+    if not flags & (RETAIN | LEAF) or row[GRAD_BUF] == 0:
+        return
+    target = view(row[GRAD_BUF], row[NUMEL], grad.dtype)
+    if flags & GRAD_DEFINED:
+        target += grad
+    else:
+        target[:] = grad
+        row[FLAGS] = flags | GRAD_DEFINED
+
+
+@njit
+def release(chunks, order, count):
+    """Mark the saved buffers of the planned rows as freed (no retain_graph)."""
+    for k in range(count):
+        row = row_at(chunks, order[k])
+        if row[FLAGS] & NEEDS_SAVED:
+            row[FLAGS] |= RELEASED

@@ -1,0 +1,91 @@
+"""Strided copies: broadcasting, reductions over dimensions and permutations.
+
+All three walk an index space ``shape`` in C order while an offset moves
+through another buffer by ``strides`` (0 on a broadcast dimension):
+``gather`` reads through the offset, ``scatter_add`` accumulates through it.
+"""
+import numpy as np
+
+from .jit import njit
+
+
+@njit
+def broadcast_strides(shape, small):
+    """Strides into a C-contiguous ``small`` (aligned to ``shape``) from the index space ``shape``."""
+    strides = np.zeros(shape.size, np.int64)
+    step = 1
+    for d in range(shape.size - 1, -1, -1):
+        if small[d] != 1 or shape[d] == 1:
+            strides[d] = step
+        step *= small[d]
+    return strides
+
+
+@njit
+def _advance(index, offset, shape, strides):
+    """Move a C-order multi-index one step, returning the new offset."""
+    d = shape.size - 1
+    while d >= 0:
+        index[d] += 1
+        offset += strides[d]
+        if index[d] < shape[d]:
+            return offset
+        offset -= strides[d] * shape[d]
+        index[d] = 0
+        d -= 1
+    return offset
+
+
+@njit
+def gather(src, shape, strides, out):
+    """out[i] = src[offset(i)]: broadcast or permute ``src`` into ``out`` of ``shape``"""
+    index = np.zeros(shape.size, np.int64)
+    offset = 0
+    for i in range(out.size):
+        out[i] = src[offset]
+        offset = _advance(index, offset, shape, strides)
+
+
+@njit
+def gather_add(src, shape, strides, scale, out):
+    """out[i] += scale src[offset(i)] (backward of a reduction)"""
+    index = np.zeros(shape.size, np.int64)
+    offset = 0
+    for i in range(out.size):
+        out[i] += scale * src[offset]
+        offset = _advance(index, offset, shape, strides)
+
+
+@njit
+def scatter_add(src, shape, strides, scale, out):
+    """out[offset(i)] += scale src[i] (a reduction; the backward of broadcast and permute)"""
+    index = np.zeros(shape.size, np.int64)
+    offset = 0
+    for i in range(src.size):
+        out[offset] += scale * src[i]
+        offset = _advance(index, offset, shape, strides)
+
+
+@njit
+def reduce_fwd(x, shape, strides, scale, out):
+    """out = scale * sum of x over the dimensions where ``strides`` is 0"""
+    out[:] = 0
+    scatter_add(x, shape, strides, scale, out)
+
+
+@njit
+def reduce_bwd(g, shape, strides, scale, gx):
+    """gx += scale * g broadcast back to x's shape"""
+    gather_add(g, shape, strides, scale, gx)
+
+
+@njit
+def permute_fwd(x, shape, strides, out):
+    """out = x with dimensions permuted; ``strides`` are x's, in out's order"""
+    gather(x, shape, strides, out)
+
+
+@njit
+def permute_bwd(g, shape, strides, gx):
+    """gx += g with the permutation undone"""
+    scatter_add(g, shape, strides, 1.0, gx)

@@ -1,0 +1,179 @@
+"""The tape: one int64 row per recorded node, and raw views of memory.
+
+Forward kernels write their node's row while they run (addresses of the
+buffers the backward needs are free to read in compiled code); the executor
+reads rows and rebuilds arrays from addresses with ``view``. Rows live in
+fixed-size chunks that are never reallocated, so a row's address is stable
+and two threads can record at once.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import carray, types
+from numba.extending import intrinsic
+
+from .jit import njit
+
+MAX_NDIM = 8
+CHUNK_SHIFT = 12
+CHUNK_ROWS = 1 << CHUNK_SHIFT
+CHUNK_MASK = CHUNK_ROWS - 1
+
+# Row layout (int64 columns).
+OP = 0           # opcode; 0 is a leaf (AccumulateGrad)
+FLAGS = 1
+ITEMSIZE = 2     # 4: float32, 8: float64
+NUMEL = 3        # elements of the node's output
+IN = 4           # IN + i: row of input i, or -1 when it needs no gradient
+MAX_INPUTS = 3
+SAVED = 7        # SAVED + k: address of saved buffer k
+SAVED_NUMEL = 10
+GRAD_BUF = 13    # address of the .grad buffer of a leaf or a retain_grad node
+MARK = 14        # epoch of the last backward that reached the row
+SLOT = 15        # byte offset of the row's gradient in that backward's arena
+DEPS = 16        # consumers not yet run, during a backward
+FLOATS = 17      # 2 float parameters, stored as bit patterns
+INTS = 19        # 6 int parameters
+SHAPES = 25      # 2 shape parameters, each [ndim, d0 .. d7]
+SHAPE_SIZE = 1 + MAX_NDIM
+BCAST = SHAPES + 2 * SHAPE_SIZE  # per broadcast input i < 2: [ndim, shape[8], strides[8]]
+BCAST_SIZE = 1 + 2 * MAX_NDIM
+WIDTH = BCAST + 2 * BCAST_SIZE
+
+# FLAGS bits.
+NEEDS_SAVED = 1   # backward reads saved buffers
+RELEASED = 2      # saved buffers were freed by a backward without retain_graph
+LEAF = 4
+RETAIN = 8        # a non-leaf whose gradient is also written to GRAD_BUF
+GRAD_DEFINED = 16  # GRAD_BUF holds a gradient (else the next backward overwrites it)
+PYTHON = 32       # the executor returns to Python at this row (hooks, Python Functions)
+
+
+@intrinsic
+def _typed_pointer(typingctx, address, dtype):
+    """Reinterpret an int64 address as a pointer to ``dtype`` (a dtype or an array of it)."""
+    if isinstance(dtype, (types.Array, types.DType)):
+        target = dtype.dtype
+    else:  # a NumPy scalar type such as np.float32
+        target = dtype.instance_type
+    pointer = types.CPointer(target)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+    return pointer(address, dtype), codegen
+
+
+@intrinsic
+def _float_bits(typingctx, value):
+    def codegen(context, builder, signature, args):
+        as_double = context.cast(builder, args[0], signature.args[0], types.float64)
+        return builder.bitcast(as_double, ir.IntType(64))
+
+    return types.int64(value), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(bits), codegen
+
+
+
+@njit
+def view(address, n, dtype):
+    """A 1-D array of ``n`` elements of ``dtype`` at ``address`` (no ownership)."""
+    return carray(_typed_pointer(address, dtype), n)
+
+
+@njit
+def row_at(chunk_addresses, r):
+    """Row ``r`` of the tape as an int64 view."""
+    base = chunk_addresses[r >> CHUNK_SHIFT]
+    return view(base + (r & CHUNK_MASK) * (WIDTH * 8), WIDTH, np.int64)
+
+
+@njit
+def float_param(row, k):
+    return _bits_float(row[FLOATS + k])
+
+
+@njit
+def shape_param(row, k):
+    base = SHAPES + k * SHAPE_SIZE
+    return row[base + 1:base + 1 + row[base]]
+
+
+@njit
+def row_view(chunk_address, r):
+    """Row ``r`` of the chunk at ``chunk_address`` (forward entries get addresses, not arrays:
+    an int argument costs Numba's dispatcher a fraction of an array's)."""
+    return view(chunk_address + r * (WIDTH * 8), WIDTH, np.int64)
+
+
+@njit
+def record(row, op, out, in0, in1, in2):
+    """Start ``row`` for a node of opcode ``op`` whose output is ``out``."""
+    row[OP] = op
+    row[FLAGS] = 0
+    row[ITEMSIZE] = out.itemsize
+    row[NUMEL] = out.size
+    row[IN] = in0
+    row[IN + 1] = in1
+    row[IN + 2] = in2
+    row[GRAD_BUF] = 0
+    row[MARK] = 0
+    row[BCAST] = 0
+    row[BCAST + BCAST_SIZE] = 0
+
+
+@njit
+def save(row, k, buffer):
+    """Saved buffer ``k``; the Python node keeps ``buffer`` alive."""
+    row[SAVED + k] = buffer.ctypes.data
+    row[SAVED_NUMEL + k] = buffer.size
+    row[FLAGS] |= NEEDS_SAVED
+
+
+@njit
+def save_float(row, k, value):
+    row[FLOATS + k] = _float_bits(value)
+
+
+@njit
+def save_int(row, k, value):
+    row[INTS + k] = value
+
+
+@njit
+def save_shape(row, k, shape):
+    base = SHAPES + k * SHAPE_SIZE
+    row[base] = shape.size
+    for d in range(shape.size):
+        row[base + 1 + d] = shape[d]
+
+
+@njit
+def set_grad_buffer(rows, r, buffer, flags):
+    """Point row ``r`` at ``buffer`` for its .grad and set ``flags`` (LEAF/RETAIN/GRAD_DEFINED)."""
+    rows[r, GRAD_BUF] = buffer.ctypes.data
+    rows[r, FLAGS] = (rows[r, FLAGS] & ~(LEAF | RETAIN | GRAD_DEFINED)) | flags
+
+
+@njit
+def save_broadcast(rows, r, i, shape, strides):
+    """Input ``i`` was broadcast to ``shape``; ``strides`` index the input from that shape."""
+    base = BCAST + i * BCAST_SIZE
+    rows[r, base] = shape.size
+    for d in range(shape.size):
+        rows[r, base + 1 + d] = shape[d]
+        rows[r, base + 1 + MAX_NDIM + d] = strides[d]
+
+
+@njit
+def record_leaf(rows, r, grad_buffer):
+    """Start row ``r`` for a leaf whose gradients accumulate into ``grad_buffer``."""
+    record(rows[r], 0, grad_buffer, -1, -1, -1)
+    rows[r, GRAD_BUF] = grad_buffer.ctypes.data
+    rows[r, FLAGS] = LEAF

@@ -1,0 +1,85 @@
+"""nbgrad: a PyTorch-style autograd whose ops are Numba-compiled kernels and whose
+``backward()`` runs the whole graph in one compiled call.
+
+>>> import nbgrad as torch
+>>> x = torch.ones(2, 2, requires_grad=True)
+>>> out = ((x + 2) * (x + 2) * 3).mean()
+>>> out.backward()
+>>> x.grad
+tensor([[4.5000, 4.5000],
+        [4.5000, 4.5000]])
+"""
+from . import autograd, dtypes
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .dtypes import bool_ as bool
+from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
+from .factories import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .ops import (
+    add,
+    all,
+    any,
+    clone,
+    contiguous,
+    div,
+    divide,
+    eq,
+    equal,
+    exp,
+    flatten,
+    ge,
+    gt,
+    le,
+    log,
+    lt,
+    matmul,
+    mean,
+    mm,
+    mul,
+    ne,
+    neg,
+    norm,
+    permute,
+    pow,
+    relu,
+    reshape,
+    rsub,
+    sigmoid,
+    sqrt,
+    sub,
+    sum,
+    t,
+    tanh,
+    transpose,
+    true_divide,
+    view,
+)
+from .tensor import Size, Tensor, device
+
+float = float32
+double = float64
+long = int64
+int = int32
+
+__version__ = "0.1.0"

@@ -1,0 +1,29 @@
+"""Automatic differentiation: grad modes, the backward engine, ``Variable``."""
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .node import AccumulateGrad, Node
+
+
+def Variable(data, requires_grad=False):
+    """Old API (Variable is merged into Tensor): a tensor sharing ``data``'s storage."""
+    from ..tensor import _wrap
+
+    result = _wrap(data._data)
+    if requires_grad:
+        result.requires_grad_(True)
+    return result
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """``tensors[i].backward(grad_tensors[i])`` for each output."""
+    from ..tensor import Tensor
+
+    if isinstance(tensors, Tensor):
+        tensors, grad_tensors = [tensors], [grad_tensors]
+    grad_tensors = grad_tensors or [None] * len(tensors)
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        keep = retain_graph if retain_graph is not None else i < len(tensors) - 1
+        t.backward(g, retain_graph=keep, create_graph=create_graph)
+
+
+__all__ = ["AccumulateGrad", "Node", "Variable", "backward", "enable_grad", "is_grad_enabled",
+           "no_grad", "set_grad_enabled"]

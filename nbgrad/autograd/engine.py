@@ -1,0 +1,138 @@
+"""backward(): one call of the compiled executor per graph.
+
+The executor (generated in ``codegen`` from the op declarations) plans the
+reachable rows, runs every backward kernel and accumulates into ``.grad``. It
+returns to Python only at rows flagged PYTHON (tensor hooks), which split the
+walk into compiled segments; Python runs the hooks on the gradient in the
+executor's arena and calls it again from there.
+"""
+import itertools
+import weakref
+
+import numpy as np
+
+from ..kernels import tape as layout
+from . import tape
+
+# How many times the compiled executor was entered (for tests: one per graph without hooks).
+executor_calls = 0
+_epochs = itertools.count(1)
+_ONE = np.ones(1, np.float64)
+_NO_ORDER = np.zeros(0, np.int64)
+_NO_ARENA = np.zeros(0, np.float64)
+_executor = None
+
+SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+
+def _execute(*args):
+    global executor_calls, _executor
+    if _executor is None:
+        from .. import ops
+
+        _executor = ops.GENERATED.execute
+    executor_calls += 1
+    return _executor(*args)
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
+    if create_graph:
+        raise NotImplementedError("backward(create_graph=True) is not supported yet")
+    if not tensor._requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if gradient is None:
+        if tensor._data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        seed = _ONE
+    else:
+        values = gradient._data if hasattr(gradient, "_data") else np.asarray(gradient)
+        if values.shape != tensor._data.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[0] has a shape of {tuple(values.shape)} and "
+                f"output[0] has a shape of {tuple(tensor._data.shape)}."
+            )
+        seed = np.ascontiguousarray(values, np.float64).reshape(-1)
+    run(tensor._node, seed, bool(retain_graph))
+
+
+def run(root, seed, retain_graph):
+    """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph."""
+    chunks = tape.chunk_addresses
+    status, order, count, arena = _execute(
+        chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, _NO_ARENA
+    )
+    while status >= 0:  # a PYTHON row: run its hooks, then resume there
+        _run_hooks(order[status], arena)
+        status, order, count, arena = _execute(
+            chunks, root._row, seed, 0, retain_graph, status, order, count, arena
+        )
+    if status < -1:
+        raise RuntimeError(SECOND_BACKWARD)
+    if not retain_graph:
+        saved = tape.saved
+        for r in order[:count].tolist():
+            saved[r] = None
+
+
+# --- hooks ----------------------------------------------------------------
+
+_hooked = {}  # row -> (weak node, shape, NumPy dtype) of nodes with tensor hooks
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
+
+    def __init__(self, node, hook):
+        self._node = weakref.ref(node)
+        self._hook = hook
+
+    def remove(self):
+        node = self._node()
+        hooks = getattr(node, "_hooks", None)
+        if hooks and self._hook in hooks:
+            hooks.remove(self._hook)
+            if not hooks:
+                tape.row(node._row)[layout.FLAGS] &= ~layout.PYTHON
+                _hooked.pop(node._row, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def register_hook(node, shape, dtype, hook):
+    hooks = getattr(node, "_hooks", None)
+    if hooks is None:
+        hooks = node._hooks = []
+    hooks.append(hook)
+    _hooked[node._row] = (weakref.ref(node), shape, dtype)
+    tape.row(node._row)[layout.FLAGS] |= layout.PYTHON
+    return RemovableHandle(node, hook)
+
+
+def _run_hooks(r, arena):
+    """Call the hooks of row ``r`` on its gradient, which lies in the executor's arena."""
+    from ..tensor import _wrap
+
+    node_ref, shape, dtype = _hooked[r]
+    row = tape.row(r)
+    start = int(row[layout.SLOT])
+    nbytes = int(row[layout.NUMEL] * row[layout.ITEMSIZE])
+    grad = arena.view(np.uint8)[start:start + nbytes].view(dtype).reshape(shape)
+    current = _wrap(grad)
+    for hook in list(node_ref()._hooks):
+        result = hook(current)
+        if result is not None:
+            if tuple(result.shape) != tuple(shape):
+                raise RuntimeError(
+                    f"hook returned a gradient of shape {tuple(result.shape)}; expected {tuple(shape)}"
+                )
+            grad[...] = result._data
+            current = _wrap(grad)

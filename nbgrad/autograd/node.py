@@ -1,0 +1,57 @@
+"""Graph nodes: what ``tensor.grad_fn`` returns.
+
+A node owns one tape row and holds its input nodes, which keeps their rows
+(and the rows they need) alive as long as it lives. Node classes are named
+like PyTorch's (``MulBackward0``) and made once per name.
+"""
+from . import tape
+
+
+class Node:
+    """A recorded op. ``next_functions`` is a tuple of ``(node, 0)`` pairs, one per input,
+    ``(None, 0)`` for an input that needs no gradient."""
+
+    # _grad_buffer/_grad_tensor: .grad of a retain_grad() result; _hooks: register_hook's
+    __slots__ = ("_row", "_inputs", "_grad_buffer", "_grad_tensor", "_hooks", "__weakref__")
+
+    def __del__(self):
+        try:
+            tape.free_row(self._row)
+        except (AttributeError, TypeError):  # never recorded, or interpreter shutdown
+            pass
+
+    @property
+    def next_functions(self):
+        return tuple((node, 0) for node in self._inputs)
+
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    """The node of a leaf that requires grad: gradients reaching it accumulate in ``.grad``."""
+
+    __slots__ = ("variable_ref",)
+
+    @property
+    def variable(self):
+        """The leaf tensor (held weakly: the leaf owns this node, not the other way)."""
+        return self.variable_ref()
+
+    @property
+    def next_functions(self):
+        return ()
+
+
+_classes = {"AccumulateGrad": AccumulateGrad}
+
+
+def node_class(name):
+    """The node class called ``name`` (made on first use)."""
+    cls = _classes.get(name)
+    if cls is None:
+        cls = _classes[name] = type(name, (Node,), {"__slots__": ()})
+    return cls

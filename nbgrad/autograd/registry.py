@@ -1,0 +1,76 @@
+"""Op declarations: each differentiable op is declared once, as data.
+
+A declaration names the op's kernels, what its backward reads, and its
+grad_fn name. From the declarations ``codegen`` writes the compiled glue: a
+forward entry per op that runs the kernel and records the node's tape row, and
+the executor's dispatch from opcode to backward kernels. The Python op layer
+(``nbgrad.ops``) calls ``op.forward``; nodes are made from ``op.node_class``.
+"""
+import operator
+from dataclasses import dataclass, field
+
+from .node import node_class
+
+OPCODE_PYTHON = 1  # rows of Python Functions: the executor hands them back to Python
+
+
+@dataclass
+class Op:
+    """One op: a forward kernel and, per input, a backward kernel (None: no gradient).
+
+    Kernels take their arguments by name: the forward kernel any of the
+    ``inputs`` and parameters (``floats``, ``ints``, ``shapes``), the backward
+    ones ``g`` (the output's gradient), any saved buffer and parameter; the
+    last parameter of each is where it writes (the output, or the input's
+    gradient to accumulate into).
+
+    ``saves`` names what the backward reads (input names or ``"out"``);
+    ``fwd=None`` declares a view, whose forward is metadata only;
+    ``cross_dtype`` marks a dtype conversion, whose input gradient has the
+    input's dtype, not the output's.
+    """
+
+    name: str
+    grad_fn: str
+    fwd: object
+    bwd: tuple
+    inputs: tuple = ("x",)
+    floats: tuple = ()
+    ints: tuple = ()
+    shapes: tuple = ()
+    saves: tuple = ()
+    cross_dtype: bool = False
+    opcode: int = 0
+    forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
+    node_class: type = field(init=False, repr=False)
+    pick_saved: object = field(init=False, repr=False)  # (*inputs, out) -> what the row saved
+
+    def __post_init__(self):
+        self.node_class = node_class(self.grad_fn)
+        arrays = self.inputs + ("out",)
+        positions = [arrays.index(name) for name in self.saves]
+        self.pick_saved = operator.itemgetter(*positions) if positions else None
+
+
+OPS = {}
+
+
+def declare(name, grad_fn, fwd, bwd=(), **fields):
+    """Declare an op; returns it (its compiled ``forward`` is attached by ``build``)."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is declared twice")
+    op = Op(name, grad_fn, fwd, tuple(bwd), opcode=OPCODE_PYTHON + 1 + len(OPS), **fields)
+    if len(op.bwd) != len(op.inputs):
+        raise ValueError(f"op {name!r}: one backward kernel per input (None for none)")
+    OPS[name] = op
+    return op
+
+
+def build():
+    """Write (or reuse) the compiled glue for every declared op and attach ``op.forward``."""
+    from .codegen import load_module
+
+    module = load_module(list(OPS.values()))
+    for op in OPS.values():
+        op.forward = getattr(module, "forward_" + op.name)
+    return module

@@ -1,0 +1,707 @@
+"""Every op: its declaration (kernels, what it saves, grad_fn name) beside its
+Python function (checks, shape rule, dtype rule).
+
+The Python function validates, allocates the output and calls the op's
+compiled forward entry, which also records the node's tape row when an input
+requires grad. Functions are exported as ``nbgrad.<name>`` and attached as
+Tensor methods at the end of this file.
+"""
+import builtins
+import math
+import numbers
+
+import numpy as np
+
+from . import dtypes
+from .autograd import grad_mode, tape
+from .autograd.registry import build, declare
+from .kernels import elementwise as ew
+from .kernels import linalg, movement, reduce
+from .kernels import tape as layout
+from .kernels.tape import MAX_NDIM
+from .tensor import Tensor, _normalize_dim, _wrap
+
+# --- declarations: one per op ----------------------------------------------
+NEG = declare("neg", "NegBackward0", ew.neg_fwd, (ew.neg_bwd,))
+EXP = declare("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out",))
+LOG = declare("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",))
+SQRT = declare("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out",))
+TANH = declare("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",))
+SIGMOID = declare("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",))
+RELU = declare("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
+
+ADD_SCALAR = declare("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
+MUL_SCALAR = declare("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",))
+DIV_SCALAR = declare("div_scalar", "DivBackward0", ew.div_scalar_fwd, (ew.div_scalar_bwd,), floats=("p",))
+RSUB_SCALAR = declare("rsub_scalar", "RsubBackward1", ew.rsub_scalar_fwd, (ew.neg_bwd,), floats=("p",))
+RDIV_SCALAR = declare("rdiv_scalar", "DivBackward1", ew.rdiv_scalar_fwd, (ew.rdiv_scalar_bwd,),
+                      floats=("p",), saves=("x",))
+POW_SCALAR = declare("pow_scalar", "PowBackward0", ew.pow_scalar_fwd, (ew.pow_scalar_bwd,),
+                     floats=("p",), saves=("x",))
+RPOW_SCALAR = declare("rpow_scalar", "PowBackward2", ew.rpow_scalar_fwd, (ew.rpow_scalar_bwd,),
+                      floats=("p",), saves=("out",))
+
+ADD = declare("add", "AddBackward0", ew.add_fwd, (ew.identity_bwd, ew.identity_bwd), inputs=("a", "b"))
+SUB = declare("sub", "SubBackward0", ew.sub_fwd, (ew.identity_bwd, ew.neg_bwd), inputs=("a", "b"))
+MUL = declare("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd_a, ew.mul_bwd_b), inputs=("a", "b"),
+              saves=("a", "b"))
+DIV = declare("div", "DivBackward0", ew.div_fwd, (ew.div_bwd_a, ew.div_bwd_b), inputs=("a", "b"),
+              saves=("a", "b"))
+POW = declare("pow", "PowBackward1", ew.pow_fwd, (ew.pow_bwd_a, ew.pow_bwd_b), inputs=("a", "b"),
+              saves=("a", "b", "out"))
+
+TO = declare("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
+CLONE = declare("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
+VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,))
+PERMUTE = declare("permute", "PermuteBackward0", movement.permute_fwd, (movement.permute_bwd,),
+                  shapes=("shape", "strides"))
+
+SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), floats=("scale",))
+SUM_DIMS = declare("sum_dims", "SumBackward1", movement.reduce_fwd, (movement.reduce_bwd,),
+                   floats=("scale",), shapes=("shape", "strides"))
+MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
+                 inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n"), saves=("a", "b"))
+
+GENERATED = build()
+
+# --- the recording core -----------------------------------------------------
+_state = grad_mode.state
+_chunks = tape.chunks
+_chunk_addresses = tape.chunk_address_list
+_saved = tape.saved
+_alloc_row = tape.alloc_row
+_SHIFT = tape.CHUNK_SHIFT
+_MASK = tape.CHUNK_MASK
+
+
+def _apply(op, inputs, arrays, params, out, node_class=None):
+    """Run ``op`` on ``arrays``; record its node when grad mode is on and an input requires grad.
+
+    ``inputs`` are the Tensors behind ``arrays`` (None for a Python scalar: it
+    shows as ``(None, 0)`` in ``next_functions``); arrays are C-contiguous.
+    Returns the result tensor over ``out``. This is every op's hot path: keep it lean.
+    """
+    if _state.enabled:
+        n0 = n1 = n2 = None
+        t = inputs[0]
+        if t is not None and t._requires_grad:
+            n0 = t._node
+        count = len(inputs)
+        if count > 1:
+            t = inputs[1]
+            if t is not None and t._requires_grad:
+                n1 = t._node
+            if count > 2:
+                t = inputs[2]
+                if t is not None and t._requires_grad:
+                    n2 = t._node
+        if n0 is not None or n1 is not None or n2 is not None:
+            node = (node_class or op.node_class)()
+            r = _alloc_row()
+            node._row = r
+            node._inputs = (n0, n1, n2)[:count]
+            op.forward(*arrays, *params, out, _chunk_addresses[r >> _SHIFT], r & _MASK,
+                       -1 if n0 is None else n0._row, -1 if n1 is None else n1._row,
+                       -1 if n2 is None else n2._row)
+            if op.pick_saved is not None:
+                _saved[r] = op.pick_saved(arrays + (out,))
+            return _wrap(out, node)
+    op.forward(*arrays, *params, out, 0, -1, -1, -1, -1)
+    return _wrap(out)
+
+
+_PYTHON_SCALARS = (float, int, builtins.bool)
+
+
+def _is_scalar(x):
+    kind = type(x)
+    if kind is Tensor:
+        return False
+    return kind in _PYTHON_SCALARS or isinstance(x, numbers.Number)
+
+
+def _as_tensor(x, op):
+    if isinstance(x, Tensor):
+        return x
+    if _is_scalar(x):
+        return _wrap(np.asarray(x, dtypes.result_type(x).numpy))
+    if isinstance(x, np.ndarray):
+        return _wrap(np.ascontiguousarray(x))
+    raise TypeError(f"{op}(): expected a Tensor or a number, got {type(x).__name__}")
+
+
+def _to_dtype(t, dtype):
+    """``t`` as ``dtype``, through a differentiable ToCopy node when it changes."""
+    if t._data.dtype == dtype.numpy:
+        return t
+    if t._requires_grad and not dtype.is_floating_point:
+        return _wrap(t._data.astype(dtype.numpy))  # an integer result has no gradient
+    return _apply(TO, (t,), (t._data,), (), np.empty(t._data.shape, dtype.numpy))
+
+
+def _float_input(t):
+    """Math on integer tensors happens in the default float dtype, as in PyTorch."""
+    return t if t.dtype.is_floating_point else _to_dtype(t, dtypes.get_default_dtype())
+
+
+# --- unary math -------------------------------------------------------------
+
+def _unary(op, x, float_only=True):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op.name}(): argument 'input' must be Tensor, not {type(x).__name__}")
+    if float_only:
+        x = _float_input(x)
+    data = x._data
+    return _apply(op, (x,), (data,), (), np.empty(data.shape, data.dtype))
+
+
+def neg(input):
+    """-input"""
+    return _unary(NEG, input, float_only=False)
+
+
+def exp(input):
+    """e ** input"""
+    return _unary(EXP, input)
+
+
+def log(input):
+    """Natural logarithm; log(0) = -inf, log(x < 0) = nan."""
+    return _unary(LOG, input)
+
+
+def sqrt(input):
+    """Square root."""
+    return _unary(SQRT, input)
+
+
+def tanh(input):
+    """Hyperbolic tangent."""
+    return _unary(TANH, input)
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-input)), stable for large |input|."""
+    return _unary(SIGMOID, input)
+
+
+def relu(input):
+    """max(input, 0)."""
+    return _unary(RELU, input, float_only=False)
+
+
+# --- arithmetic ------------------------------------------------------------
+
+def _broadcast_shape(a, b, op):
+    ndim = max(len(a), len(b))
+    if ndim > MAX_NDIM:
+        raise RuntimeError(f"{op}: nbgrad supports at most {MAX_NDIM} dimensions, got {ndim}")
+    a = (1,) * (ndim - len(a)) + tuple(a)
+    b = (1,) * (ndim - len(b)) + tuple(b)
+    shape = []
+    for i, (m, n) in enumerate(zip(a, b)):
+        if m != n and m != 1 and n != 1:
+            raise RuntimeError(
+                f"{op}: the size of tensor a ({m}) must match the size of tensor b ({n}) at "
+                f"non-singleton dimension {i} (shapes {a} and {b})"
+            )
+        shape.append(n if m == 1 else m)
+    return tuple(shape)
+
+
+def _broadcast_to(data, shape):
+    """Flat contiguous values of ``data`` broadcast to ``shape``, and the strides to sum them back."""
+    small = np.array((1,) * (len(shape) - data.ndim) + data.shape, np.int64)
+    big = np.array(shape, np.int64)
+    strides = movement.broadcast_strides(big, small)
+    flat = np.empty(math.prod(shape), data.dtype)
+    movement.gather(data.reshape(-1), big, strides, flat)
+    return flat, big, strides
+
+
+def _tensor_binary(op, a, b, node_class=None, dtype=None):
+    da, db = a._data, b._data
+    if dtype is None and da.dtype == db.dtype:
+        numpy_dtype = da.dtype
+    else:
+        dtype = dtype or dtypes.result_type(a, b)
+        a = _to_dtype(a, dtype)
+        b = _to_dtype(b, dtype)
+        da, db = a._data, b._data
+        numpy_dtype = dtype.numpy
+    if da.shape == db.shape:
+        return _apply(op, (a, b), (da, db), (), np.empty(da.shape, numpy_dtype),
+                      node_class)
+    shape = _broadcast_shape(da.shape, db.shape, op.name)
+    arrays, broadcasts = [], []
+    for data in (da, db):
+        if data.shape == shape:
+            arrays.append(data)
+            broadcasts.append(None)
+        else:
+            flat, big, strides = _broadcast_to(data, shape)
+            arrays.append(flat)
+            broadcasts.append((big, strides))
+    result = _apply(op, (a, b), tuple(arrays), (), np.empty(shape, numpy_dtype), node_class)
+    if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
+        r = result._node._row
+        for i, bcast in enumerate(broadcasts):
+            if bcast is not None:
+                layout.save_broadcast(_chunks[r >> _SHIFT], r & _MASK, i, *bcast)
+    return result
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _scalar_op(op, x, p, node_class=None, dtype=None):
+    data = x._data
+    if dtype is None and data.dtype in _FLOATS:  # a float tensor keeps its dtype
+        p = float(p)
+    else:
+        dtype = dtype or dtypes.result_type(x, p)
+        x = _to_dtype(x, dtype)
+        data = x._data
+        p = float(p) if dtype.is_floating_point else int(p)
+    return _apply(op, (x, None), (data,), (p,), np.empty(data.shape, data.dtype), node_class)
+
+
+_SUB_NODE = SUB.node_class
+_RSUB_NODE = RSUB_SCALAR.node_class
+
+
+def add(input, other, alpha=1):
+    """input + alpha * other, broadcasting."""
+    if type(input) is Tensor and type(other) is Tensor and alpha == 1:
+        return _tensor_binary(ADD, input, other)
+    if alpha != 1:
+        other = mul(other, alpha)
+    if _is_scalar(other):
+        return _scalar_op(ADD_SCALAR, _as_tensor(input, "add"), other)
+    if _is_scalar(input):
+        return _scalar_op(ADD_SCALAR, other, input)
+    return _tensor_binary(ADD, _as_tensor(input, "add"), _as_tensor(other, "add"))
+
+
+def sub(input, other, alpha=1):
+    """input - alpha * other, broadcasting."""
+    if alpha != 1:
+        other = mul(other, alpha)
+    if _is_scalar(other):
+        return _scalar_op(ADD_SCALAR, _as_tensor(input, "sub"), -other, _SUB_NODE)
+    if _is_scalar(input):
+        return _scalar_op(RSUB_SCALAR, other, input)
+    return _tensor_binary(SUB, _as_tensor(input, "sub"), _as_tensor(other, "sub"))
+
+
+def rsub(input, other):
+    """other - input"""
+    return sub(other, input)
+
+
+def mul(input, other):
+    """input * other, broadcasting."""
+    if type(input) is Tensor and type(other) is Tensor:
+        return _tensor_binary(MUL, input, other)
+    if _is_scalar(other):
+        return _scalar_op(MUL_SCALAR, _as_tensor(input, "mul"), other)
+    if _is_scalar(input):
+        return _scalar_op(MUL_SCALAR, other, input)
+    return _tensor_binary(MUL, _as_tensor(input, "mul"), _as_tensor(other, "mul"))
+
+
+def _true_division_dtype(*operands):
+    dtype = dtypes.result_type(*operands)
+    return dtype if dtype.is_floating_point else dtypes.get_default_dtype()
+
+
+def div(input, other):
+    """input / other (true division: integers give the default float dtype)."""
+    if _is_scalar(other):
+        x = _as_tensor(input, "div")
+        return _scalar_op(DIV_SCALAR, x, other, dtype=_true_division_dtype(x, other))
+    if _is_scalar(input):
+        return _scalar_op(RDIV_SCALAR, other, input, dtype=_true_division_dtype(other, input))
+    a, b = _as_tensor(input, "div"), _as_tensor(other, "div")
+    return _tensor_binary(DIV, a, b, dtype=_true_division_dtype(a, b))
+
+
+true_divide = divide = div
+
+
+def pow(input, exponent):
+    """input ** exponent; either may be a Python number."""
+    if _is_scalar(exponent):
+        x = _as_tensor(input, "pow")
+        if not x.dtype.is_floating_point and isinstance(exponent, float):
+            x = _float_input(x)
+        return _scalar_op(POW_SCALAR, x, exponent)
+    if _is_scalar(input):
+        x = _as_tensor(exponent, "pow")
+        dtype = dtypes.result_type(x, input)
+        return _scalar_op(RPOW_SCALAR, x, input, dtype=dtype)
+    return _tensor_binary(POW, _as_tensor(input, "pow"), _as_tensor(exponent, "pow"))
+
+
+# --- dtype, copies, views ---------------------------------------------------
+
+def _to(self, *args, dtype=None, copy=False, **kwargs):
+    """``x.to(nbgrad.float64)``; device arguments other than 'cpu' are refused."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str,)) or type(a).__name__ == "device":
+            if str(a).split(":")[0] != "cpu":
+                raise RuntimeError(f"to(): nbgrad tensors live on the CPU; got device {a!r}")
+        else:
+            dtype = a
+    if dtype is None:
+        return clone(self) if copy else self
+    dtype = dtypes.as_dtype(dtype)
+    if dtype.numpy == self._data.dtype and not copy:
+        return self
+    if dtype.numpy == self._data.dtype:
+        return clone(self)
+    return _to_dtype(self, dtype)
+
+
+def clone(input):
+    """A copy with its own storage, differentiable."""
+    data = input._data
+    return _apply(CLONE, (input,), (data,), (), np.empty(data.shape, data.dtype))
+
+
+def contiguous(input):
+    """The tensor itself: nbgrad tensors are always C-contiguous."""
+    return input
+
+
+def _infer_shape(shape, numel, op):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    shape = tuple(int(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"{op}: only one dimension can be inferred")
+    known = math.prod(d for d in shape if d != -1)
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = tuple(numel // known if d == -1 else d for d in shape)
+    if math.prod(shape) != numel or any(d < 0 for d in shape):
+        raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+def reshape(input, *shape):
+    """The same values in a new shape; shares storage when the input is contiguous."""
+    data = input._data
+    shape = _infer_shape(shape, data.size, "reshape")
+    out = data.reshape(shape)
+    return _apply(VIEW, (input,), (data,), (), out)
+
+
+def view(input, *shape):
+    """``reshape`` that never copies: the input must be contiguous."""
+    return reshape(input, *shape)  # nbgrad tensors are always contiguous
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    shape = input._data.shape
+    if not shape:
+        return reshape(input, 1)
+    start = _normalize_dim(start_dim, len(shape), "flatten")
+    end = _normalize_dim(end_dim, len(shape), "flatten")
+    return reshape(input, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+
+def _permute(input, dims, node_name):
+    data = input._data
+    shape = np.array([data.shape[d] for d in dims], np.int64)
+    contiguous_strides = np.cumprod((1,) + data.shape[:0:-1])[::-1].astype(np.int64)
+    strides = np.array([contiguous_strides[d] for d in dims], np.int64)
+    out = np.empty(tuple(shape), data.dtype)
+    from .autograd.node import node_class
+
+    return _apply(PERMUTE, (input,), (data,), (shape, strides), out,
+                  node_class(node_name))
+
+
+def permute(input, *dims):
+    """Dimensions reordered: ``x.permute(2, 0, 1)``."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    ndim = input._data.ndim
+    dims = tuple(_normalize_dim(d, ndim, "permute") for d in dims)
+    if sorted(dims) != list(range(ndim)):
+        raise RuntimeError(f"permute: dims {dims} are not a permutation of the {ndim} dimensions")
+    return _permute(input, dims, "PermuteBackward0")
+
+
+def transpose(input, dim0, dim1):
+    """Dimensions ``dim0`` and ``dim1`` swapped."""
+    ndim = input._data.ndim
+    dims = list(range(ndim))
+    d0, d1 = _normalize_dim(dim0, ndim, "transpose"), _normalize_dim(dim1, ndim, "transpose")
+    if not ndim:
+        return input
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return _permute(input, tuple(dims), "TransposeBackward0")
+
+
+def t(input):
+    """Transpose of a matrix (tensors of up to 2 dimensions)."""
+    if input._data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
+    if input._data.ndim < 2:
+        return input
+    return _permute(input, (1, 0), "TBackward0")
+
+
+def _T(self):
+    return _permute(self, tuple(range(self._data.ndim))[::-1], "PermuteBackward0") if self._data.ndim >= 2 else self
+
+
+# --- reductions -------------------------------------------------------------
+
+def _dims(dim, ndim, op):
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = tuple(sorted({_normalize_dim(d, ndim, op) for d in dims}))
+    return dims
+
+
+def _reduce(input, dim, keepdim, scale_of, op_name, node_names):
+    data = input._data
+    if dim is None:
+        scale = scale_of(data.size)
+        out = np.empty((), data.dtype)
+        return _apply(SUM, (input,), (data,), (scale,), out, node_names[0])
+    dims = _dims(dim, data.ndim, op_name)
+    if not dims:
+        dims = tuple(range(data.ndim))
+    keep = tuple(1 if i in dims else n for i, n in enumerate(data.shape))
+    shape = np.array(data.shape, np.int64)
+    strides = movement.broadcast_strides(shape, np.array(keep, np.int64))
+    scale = scale_of(math.prod(data.shape[d] for d in dims))
+    out = np.empty(keep, data.dtype)
+    result = _apply(SUM_DIMS, (input,), (data,), (scale, shape, strides),
+                    out, node_names[1])
+    if not keepdim:
+        result._data = out.reshape(tuple(n for i, n in enumerate(data.shape) if i not in dims))
+    return result
+
+
+_SUM_NODES = (SUM.node_class, SUM_DIMS.node_class)
+
+
+def sum(input, dim=None, keepdim=False, dtype=None):
+    """Sum of all elements, or over ``dim`` (int or tuple); integers sum to int64."""
+    if dtype is not None:
+        input = _to(input, dtype)
+    elif not input.dtype.is_floating_point:
+        input = _to_dtype(input, dtypes.int64)
+    return _reduce(input, dim, keepdim, lambda n: 1.0, "sum", _SUM_NODES)
+
+
+def mean(input, dim=None, keepdim=False, dtype=None):
+    """Mean of all elements, or over ``dim``; NaN for an empty reduction."""
+    if dtype is not None:
+        input = _to(input, dtype)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point or "
+            f"complex dtype. Got: {input.dtype.name}"
+        )
+    from .autograd.node import node_class
+
+    names = (node_class("MeanBackward0"), node_class("MeanBackward1"))
+    return _reduce(input, dim, keepdim, lambda n: 1.0 / n if n else math.nan, "mean", names)
+
+
+def norm(input, p="fro", dim=None, keepdim=False):
+    """2-norm of all elements (or over ``dim``): sqrt(sum(x * x))."""
+    if p not in ("fro", 2, 2.0):
+        raise NotImplementedError(f"norm: p={p!r} is not supported yet (only the 2-norm)")
+    x = _float_input(input)
+    return sqrt(sum(mul(x, x), dim=dim, keepdim=keepdim))
+
+
+# --- matrix products ----------------------------------------------------------
+
+def _matmul_error(op, sa, sb):
+    return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
+
+
+def matmul(input, other):
+    """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batches broadcast."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul(): both arguments must be Tensors")
+    dtype = dtypes.result_type(input, other)
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"matmul: integer tensors are not supported (got {input.dtype!r} and {other.dtype!r})")
+    a, b = _to_dtype(input, dtype), _to_dtype(other, dtype)
+    sa, sb = a._data.shape, b._data.shape
+    if not sa or not sb:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {sa} and {sb}")
+    k = sa[-1]
+    if k != (sb[0] if len(sb) == 1 else sb[-2]):
+        raise _matmul_error("matmul", sa, sb)
+    n = 1 if len(sb) == 1 else sb[-1]
+    name = "MmBackward0"
+    if len(sa) == 1 and len(sb) == 1:
+        name, m, batch_a, batch_b, out_shape = "DotBackward0", 1, 1, 1, ()
+    elif len(sb) <= 2:  # a's batch folds into its rows: one matrix product
+        m = math.prod(sa[:-1])
+        batch_a = batch_b = 1
+        out_shape = sa[:-1] + ((n,) if len(sb) == 2 else ())
+        if len(sa) == 2 and len(sb) == 1:
+            name = "MvBackward0"
+    else:
+        m = 1 if len(sa) == 1 else sa[-2]
+        batch = _broadcast_shape(sa[:-2], sb[:-2], "matmul")
+        batch_count = math.prod(batch)
+        counts = []  # matrices held by each input: 1 (shared), the batch, or None (to expand)
+        for data in (a._data, b._data):
+            if data.ndim <= 2:
+                counts.append(1)
+            elif data.shape[:-2] == batch:
+                counts.append(batch_count)
+            else:
+                counts.append(None)
+        batch_a, batch_b = counts
+        if batch_a is None:
+            a = _expand(a, batch + sa[-2:])
+            batch_a = batch_count
+        if batch_b is None:
+            b = _expand(b, batch + sb[-2:])
+            batch_b = batch_count
+        out_shape = batch + ((m,) if len(sa) > 1 else ()) + (n,)
+        name = "BmmBackward0"
+    from .autograd.node import node_class
+
+    out = np.empty(out_shape, dtype.numpy)
+    return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n), out,
+                  node_class(name))
+
+
+def _flat_contiguous(t):
+    return t._data.reshape(-1)
+
+
+def _expand(t, shape):
+    """``t`` broadcast to ``shape`` as a differentiable copy (an add of zeros would cost more)."""
+    zeros = _wrap(np.zeros(shape, t._data.dtype))
+    return _tensor_binary(ADD, t, zeros)
+
+
+def mm(input, mat2):
+    """Product of two matrices (2-D only)."""
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(
+            f"mm: both arguments must be matrices, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}"
+        )
+    if input.shape[1] != mat2.shape[0]:
+        raise _matmul_error("mm", input.shape, mat2.shape)
+    return matmul(input, mat2)
+
+
+# --- comparisons and logic (not differentiable) -------------------------------
+
+_COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
+
+
+def _compare(name, input, other):
+    a = _as_tensor(input, name)
+    b = _as_tensor(other, name)
+    dtype = dtypes.result_type(a, b) if not _is_scalar(other) else dtypes.result_type(a, other)
+    da = a._data.astype(dtype.numpy, copy=False)
+    db = b._data.astype(dtype.numpy, copy=False)
+    shape = _broadcast_shape(da.shape, db.shape, name)
+    fa = da.reshape(-1) if da.shape == shape and da.flags.c_contiguous else _broadcast_to(da, shape)[0]
+    fb = db.reshape(-1) if db.shape == shape and db.flags.c_contiguous else _broadcast_to(db, shape)[0]
+    out = np.empty(shape, np.bool_)
+    ew.compare(fa, fb, _COMPARISONS[name], out.reshape(-1))
+    return _wrap(out)
+
+
+def eq(input, other):
+    """Elementwise ==, as a bool tensor."""
+    return _compare("eq", input, other)
+
+
+def ne(input, other):
+    return _compare("ne", input, other)
+
+
+def lt(input, other):
+    return _compare("lt", input, other)
+
+
+def le(input, other):
+    return _compare("le", input, other)
+
+
+def gt(input, other):
+    return _compare("gt", input, other)
+
+
+def ge(input, other):
+    return _compare("ge", input, other)
+
+
+def all(input):
+    """True when every element is nonzero (a 0-d bool tensor)."""
+    return _wrap(np.array(ew.all_nonzero(_flat_contiguous(input))))
+
+
+def any(input):
+    """True when some element is nonzero (a 0-d bool tensor)."""
+    return _wrap(np.array(ew.any_nonzero(_flat_contiguous(input))))
+
+
+def equal(input, other):
+    """True when both have the same shape and values."""
+    return input.shape == other.shape and builtins.bool(all(eq(input, other)))
+
+
+# --- Tensor methods ---------------------------------------------------------
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _install_methods():
+    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "add", "sub", "mul", "div",
+                 "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
+                 "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "eq", "ne", "lt",
+                 "le", "gt", "ge", "all", "any", "equal"):
+        setattr(Tensor, name, globals()[name])
+    Tensor.to = _to
+    Tensor.float = lambda self: _to(self, dtypes.float32)
+    Tensor.double = lambda self: _to(self, dtypes.float64)
+    Tensor.long = lambda self: _to(self, dtypes.int64)
+    Tensor.int = lambda self: _to(self, dtypes.int32)
+    Tensor.bool = lambda self: _to(self, dtypes.bool_)
+    Tensor.T = property(_T)
+    Tensor.__neg__ = neg
+    Tensor.__add__ = add
+    Tensor.__radd__ = _reflected(add)
+    Tensor.__sub__ = sub
+    Tensor.__rsub__ = _reflected(sub)
+    Tensor.__mul__ = mul
+    Tensor.__rmul__ = _reflected(mul)
+    Tensor.__truediv__ = div
+    Tensor.__rtruediv__ = _reflected(div)
+    Tensor.__pow__ = pow
+    Tensor.__rpow__ = _reflected(pow)
+    Tensor.__matmul__ = matmul
+    Tensor.__rmatmul__ = _reflected(matmul)
+    Tensor.__eq__ = eq
+    Tensor.__ne__ = ne
+    Tensor.__lt__ = lt
+    Tensor.__le__ = le
+    Tensor.__gt__ = gt
+    Tensor.__ge__ = ge
+    Tensor.__hash__ = lambda self: id(self)
+
+
+_install_methods()

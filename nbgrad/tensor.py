@@ -1,0 +1,363 @@
+"""The Tensor: a NumPy array plus its place in the autograd graph.
+
+``_data`` holds the values, always a C-contiguous NumPy array (so kernels get
+it as is and flatten it for free). ``_node`` is the tensor's ``grad_fn`` for a result, its
+``AccumulateGrad`` node for a leaf that requires grad, None otherwise.
+Op methods (``x.exp()``, ``x @ y``, ...) are attached by ``nbgrad.ops``.
+"""
+import warnings
+import weakref
+
+import numpy as np
+
+from . import dtypes
+from ._formatting import format_tensor
+from .autograd import tape
+from .autograd.node import AccumulateGrad
+from .kernels import tape as layout
+
+
+class device:
+    """Where a tensor lives; nbgrad's CPU tensors say ``device(type='cpu')``."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, type="cpu"):
+        self.type = str(type).split(":")[0]
+
+    def __eq__(self, other):
+        return str(self) == str(other)
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __str__(self):
+        return self.type
+
+    def __repr__(self):
+        return f"device(type='{self.type}')"
+
+
+CPU = device("cpu")
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as ``nbgrad.Size([2, 3])``."""
+
+    def __repr__(self):
+        return f"nbgrad.Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
+def _wrap(data, node=None):
+    """A tensor over ``data`` (not copied); ``node`` is its grad_fn."""
+    t = object.__new__(Tensor)
+    t._data = data
+    t._node = node
+    t._requires_grad = node is not None
+    return t
+
+
+def _check_can_require_grad(dtype):
+    if not dtype.is_floating_point:
+        raise RuntimeError(
+            "Only Tensors of floating point and complex dtype can require gradients "
+            f"(got {dtype!r})"
+        )
+
+
+def _leaf_node(tensor):
+    """The AccumulateGrad node of a leaf (one tape row; its .grad buffer is allocated here)."""
+    node = AccumulateGrad()
+    r = tape.alloc_row()
+    node._row = r
+    node._inputs = ()
+    node.variable_ref = weakref.ref(tensor)
+    node._grad_buffer = np.zeros(tensor._data.shape, tensor._data.dtype)
+    node._grad_tensor = None
+    layout.record_leaf(tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK, node._grad_buffer.reshape(-1))
+    return node
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    >>> x = nbgrad.ones(2, 2, requires_grad=True)
+    >>> y = (x * 3).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([[3., 3.],
+            [3., 3.]])
+    """
+
+    __slots__ = ("_data", "_node", "_requires_grad", "__weakref__")
+    __array_priority__ = 1000  # NumPy defers to our reflected operators
+
+    def __new__(cls, *args, **kwargs):
+        from .factories import _tensor_constructor
+
+        return _tensor_constructor(*args, **kwargs)
+
+    # --- attributes -------------------------------------------------------
+
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_normalize_dim(dim, self._data.ndim, "size")]
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return self._data.size
+
+    def __len__(self):
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    @property
+    def dtype(self):
+        return dtypes.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def device(self):
+        return CPU
+
+    @property
+    def is_leaf(self):
+        return not self._requires_grad or type(self._node) is AccumulateGrad
+
+    @property
+    def grad_fn(self):
+        node = self._node
+        return None if node is None or type(node) is AccumulateGrad else node
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set whether autograd records operations on this leaf; returns self."""
+        if not self.is_leaf:
+            if requires_grad:
+                return self
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        if requires_grad:
+            _check_can_require_grad(self.dtype)
+            if self._node is None:
+                self._node = _leaf_node(self)
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def data(self):
+        """The same storage, detached from the graph."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        if value._data.shape != self._data.shape or value._data.dtype != self._data.dtype:
+            if type(self._node) is AccumulateGrad:
+                self._node = _leaf_node(self)  # a new .grad buffer for the new shape/dtype
+        self._data = value._data
+
+    @property
+    def grad(self):
+        """The accumulated gradient of a leaf (or a ``retain_grad()`` result); None before the first backward."""
+        node = self._node
+        if node is None:
+            return None
+        buffer = getattr(node, "_grad_buffer", None)
+        if buffer is None:
+            if self._requires_grad:
+                warnings.warn(
+                    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                    ".grad attribute won't be populated during autograd.backward(). If you indeed want "
+                    "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
+                    "non-leaf Tensor.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return None
+        if not tape.row(node._row)[layout.FLAGS] & layout.GRAD_DEFINED:
+            return None
+        if node._grad_tensor is None:
+            node._grad_tensor = _wrap(buffer)
+        return node._grad_tensor
+
+    @grad.setter
+    def grad(self, value):
+        node = self._node
+        if node is None or getattr(node, "_grad_buffer", None) is None:
+            if value is None:
+                return
+            if not self._requires_grad and not self.dtype.is_floating_point:
+                _check_can_require_grad(self.dtype)
+            if node is None:
+                node = self._node = _leaf_node(self)
+                self._requires_grad = False
+            else:
+                _attach_grad_buffer(node, self._data, layout.RETAIN)
+        flags = layout.LEAF if type(node) is AccumulateGrad else layout.RETAIN
+        r = node._row
+        rows, local = tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK
+        if value is None:  # a fresh buffer: a tensor the user kept must not change
+            node._grad_buffer = np.zeros(self._data.shape, self._data.dtype)
+            node._grad_tensor = None
+            layout.set_grad_buffer(rows, local, node._grad_buffer.reshape(-1), flags)
+            return
+        if value._data.shape != self._data.shape:
+            raise RuntimeError(
+                f"assigned grad has data of a different size: {tuple(value.shape)} "
+                f"vs the tensor's {tuple(self.shape)}"
+            )
+        if value._data.dtype != self._data.dtype:
+            raise RuntimeError(f"assigned grad has dtype {value.dtype!r}; the tensor's is {self.dtype!r}")
+        if not value._data.flags.c_contiguous:
+            value = _wrap(np.ascontiguousarray(value._data))
+        node._grad_buffer = value._data
+        node._grad_tensor = value
+        layout.set_grad_buffer(rows, local, value._data.reshape(-1), flags | layout.GRAD_DEFINED)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        node = self._node
+        if type(node) is AccumulateGrad or getattr(node, "_grad_buffer", None) is not None:
+            return
+        _attach_grad_buffer(node, self._data, layout.RETAIN)
+
+    @property
+    def retains_grad(self):
+        return self.grad_fn is not None and getattr(self._node, "_grad_buffer", None) is not None
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned
+        tensor replaces the gradient. Returns a handle whose ``remove()`` undoes it."""
+        from .autograd.engine import register_hook
+
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return register_hook(self._node, self._data.shape, self._data.dtype, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, in one compiled call.
+
+        ``gradient`` (same shape as self) gives the vector of the vector-Jacobian
+        product; it may be omitted for a one-element tensor.
+        """
+        from .autograd.engine import backward
+
+        backward(self, gradient, retain_graph, create_graph)
+
+    def detach(self):
+        """A tensor sharing this storage, with no history."""
+        return _wrap(self._data)
+
+    def detach_(self):
+        """Detach in place: this tensor becomes a leaf that does not require grad."""
+        self._node = None
+        self._requires_grad = False
+        return self
+
+    # --- conversions ------------------------------------------------------
+
+    def numpy(self):
+        """The values as a NumPy array sharing memory."""
+        if self._requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None:
+            return self._data.astype(dtype, copy=bool(copy))
+        return self._data.copy() if copy else self._data
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
+            )
+        return self._data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous (it has {self._data.size})"
+            )
+        return bool(self.item())
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __repr__(self):
+        suffixes = []
+        if self.grad_fn is not None:
+            suffixes.append(f"grad_fn=<{type(self._node).__name__}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        return format_tensor(self._data, self.dtype, suffixes)
+
+    __str__ = __repr__
+
+    def __hash__(self):
+        return id(self)
+
+    def __reduce__(self):
+        from .factories import tensor
+
+        return (tensor, (self._data.copy(), self.dtype, None, self._requires_grad))
+
+
+def _attach_grad_buffer(node, like, flags):
+    node._grad_buffer = np.zeros(like.shape, like.dtype)
+    node._grad_tensor = None
+    r = node._row
+    layout.set_grad_buffer(
+        tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK, node._grad_buffer.reshape(-1), flags
+    )
+
+
+def _normalize_dim(dim, ndim, op):
+    """``dim`` in ``[0, ndim)``; IndexError naming the op otherwise (0-d tensors accept -1 and 0)."""
+    bound = max(ndim, 1)
+    if not -bound <= dim < bound:
+        raise IndexError(
+            f"{op}: Dimension out of range (expected to be in range of [{-bound}, {bound - 1}], but got {dim})"
+        )
+    return dim % bound
