@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from . import dtypes
-from .tensor import Tensor, _check_can_require_grad, _wrap
+from .tensor import Tensor, _check_can_require_grad, _contiguous, _wrap
 
 _generator = np.random.default_rng()
 
@@ -22,7 +22,7 @@ def generator():
 
 
 def _finish(data, requires_grad):
-    t = _wrap(np.ascontiguousarray(data))
+    t = _wrap(_contiguous(data))
     if requires_grad:
         _check_can_require_grad(t.dtype)
         t.requires_grad_(True)
@@ -103,7 +103,7 @@ def from_numpy(array):
     dtypes.from_numpy_dtype(array.dtype)
     if array.dtype not in [d.numpy for d in dtypes.ALL]:
         raise TypeError(f"from_numpy: NumPy dtype {array.dtype} is not supported; convert it first")
-    return _wrap(np.ascontiguousarray(array))
+    return _wrap(_contiguous(array))
 
 
 def _filled(fill, size, dtype, requires_grad, default=None):

@@ -19,7 +19,7 @@ from .kernels import elementwise as ew
 from .kernels import linalg, movement, reduce
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
-from .tensor import Tensor, _normalize_dim, _wrap
+from .tensor import Tensor, _contiguous, _normalize_dim, _wrap
 
 # --- declarations: one per op ----------------------------------------------
 NEG = declare("neg", "NegBackward0", ew.neg_fwd, (ew.neg_bwd,))
@@ -126,7 +126,7 @@ def _as_tensor(x, op):
     if _is_scalar(x):
         return _wrap(np.asarray(x, dtypes.result_type(x).numpy))
     if isinstance(x, np.ndarray):
-        return _wrap(np.ascontiguousarray(x))
+        return _wrap(_contiguous(x))
     raise TypeError(f"{op}(): expected a Tensor or a number, got {type(x).__name__}")
 
 
@@ -387,7 +387,7 @@ def _infer_shape(shape, numel, op):
         if known == 0 or numel % known:
             raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}")
         shape = tuple(numel // known if d == -1 else d for d in shape)
-    if math.prod(shape) != numel or any(d < 0 for d in shape):
+    if math.prod(shape) != numel or builtins.any(d < 0 for d in shape):
         raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}")
     return shape
 

@@ -54,6 +54,11 @@ class Size(tuple):
         return n
 
 
+def _contiguous(array):
+    """``array`` if C-contiguous, else a C-ordered copy (unlike np.ascontiguousarray, keeps 0-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 def _wrap(data, node=None):
     """A tensor over ``data`` (not copied); ``node`` is its grad_fn."""
     t = object.__new__(Tensor)
@@ -236,7 +241,7 @@ class Tensor:
         if value._data.dtype != self._data.dtype:
             raise RuntimeError(f"assigned grad has dtype {value.dtype!r}; the tensor's is {self.dtype!r}")
         if not value._data.flags.c_contiguous:
-            value = _wrap(np.ascontiguousarray(value._data))
+            value = _wrap(_contiguous(value._data))
         node._grad_buffer = value._data
         node._grad_tensor = value
         layout.set_grad_buffer(rows, local, value._data.reshape(-1), flags | layout.GRAD_DEFINED)

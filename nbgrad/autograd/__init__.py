@@ -27,3 +27,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
 
 __all__ = ["AccumulateGrad", "Node", "Variable", "backward", "enable_grad", "is_grad_enabled",
            "no_grad", "set_grad_enabled"]
+
+from .gradcheck import GradcheckError, gradcheck  # noqa: E402
+
+__all__ += ["GradcheckError", "gradcheck"]
