@@ -169,7 +169,11 @@ def rsub_scalar_fwd(x, p, out):
 
 @njit
 def pow_scalar_fwd(x, p, out):
-    """out = x ** p"""
+    """out = x ** p (x * x for the common square: pow() is ~20x slower)"""
+    if p == 2:
+        for i in range(out.size):
+            out[i] = x[i] * x[i]
+        return
     for i in range(out.size):
         out[i] = x[i] ** p
 
@@ -178,6 +182,10 @@ def pow_scalar_fwd(x, p, out):
 def pow_scalar_bwd(g, x, p, gx):
     """gx += g p x^(p-1); zero when p == 0, as PyTorch"""
     if p == 0:
+        return
+    if p == 2:
+        for i in range(g.size):
+            gx[i] += 2 * g[i] * x[i]
         return
     for i in range(g.size):
         gx[i] += g[i] * p * x[i] ** (p - 1)

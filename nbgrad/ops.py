@@ -14,6 +14,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import grad_mode, tape
+from .autograd.node import node_class
 from .autograd.registry import build, declare
 from .kernels import elementwise as ew
 from .kernels import linalg, movement, reduce
@@ -70,6 +71,7 @@ _chunks = tape.chunks
 _chunk_addresses = tape.chunk_address_list
 _saved = tape.saved
 _alloc_row = tape.alloc_row
+_free_rows_pop = tape.free_rows.pop
 _SHIFT = tape.CHUNK_SHIFT
 _MASK = tape.CHUNK_MASK
 
@@ -97,7 +99,10 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
                     n2 = t._node
         if n0 is not None or n1 is not None or n2 is not None:
             node = (node_class or op.node_class)()
-            r = _alloc_row()
+            try:
+                r = _free_rows_pop()
+            except IndexError:
+                r = _alloc_row()
             node._row = r
             node._inputs = (n0, n1, n2)[:count]
             op.forward(*arrays, *params, out, _chunk_addresses[r >> _SHIFT], r & _MASK,
@@ -209,11 +214,42 @@ def _broadcast_shape(a, b, op):
     return tuple(shape)
 
 
+_broadcast_plans = {}
+
+
+def _broadcast_plan(small_shape, shape):
+    """Shape and strides (as int64 arrays) that read ``small_shape`` broadcast to ``shape``; cached."""
+    key = (small_shape, shape)
+    plan = _broadcast_plans.get(key)
+    if plan is None:
+        if len(_broadcast_plans) > 4096:  # many distinct shapes: start over rather than grow
+            _broadcast_plans.clear()
+        small = np.array((1,) * (len(shape) - len(small_shape)) + small_shape, np.int64)
+        big = np.array(shape, np.int64)
+        plan = _broadcast_plans[key] = (big, movement.broadcast_strides(big, small))
+    return plan
+
+
+_binary_plans = {}
+
+
+def _binary_broadcast(sa, sb, op):
+    """The output shape of ``sa`` op ``sb`` and, per input, None or (shape, strides, numel) to broadcast it."""
+    key = (sa, sb)
+    found = _binary_plans.get(key)
+    if found is None:
+        shape = _broadcast_shape(sa, sb, op)
+        numel = math.prod(shape)
+        plans = tuple(None if s == shape else _broadcast_plan(s, shape) + (numel,) for s in (sa, sb))
+        if len(_binary_plans) > 4096:
+            _binary_plans.clear()
+        found = _binary_plans[key] = (shape, plans)
+    return found
+
+
 def _broadcast_to(data, shape):
     """Flat contiguous values of ``data`` broadcast to ``shape``, and the strides to sum them back."""
-    small = np.array((1,) * (len(shape) - data.ndim) + data.shape, np.int64)
-    big = np.array(shape, np.int64)
-    strides = movement.broadcast_strides(big, small)
+    big, strides = _broadcast_plan(data.shape, shape)
     flat = np.empty(math.prod(shape), data.dtype)
     movement.gather(data.reshape(-1), big, strides, flat)
     return flat, big, strides
@@ -232,31 +268,27 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
     if da.shape == db.shape:
         return _apply(op, (a, b), (da, db), (), np.empty(da.shape, numpy_dtype),
                       node_class)
-    shape = _broadcast_shape(da.shape, db.shape, op.name)
-    arrays, broadcasts = [], []
-    for data in (da, db):
-        if data.shape == shape:
+    shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
+    arrays = []
+    for data, plan in zip((da, db), plans):
+        if plan is None:
             arrays.append(data)
-            broadcasts.append(None)
         else:
-            flat, big, strides = _broadcast_to(data, shape)
+            flat = np.empty(plan[2], data.dtype)
+            movement.gather(data.reshape(-1), plan[0], plan[1], flat)
             arrays.append(flat)
-            broadcasts.append((big, strides))
     result = _apply(op, (a, b), tuple(arrays), (), np.empty(shape, numpy_dtype), node_class)
     if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
         r = result._node._row
-        for i, bcast in enumerate(broadcasts):
-            if bcast is not None:
-                layout.save_broadcast(_chunks[r >> _SHIFT], r & _MASK, i, *bcast)
+        for i, plan in enumerate(plans):
+            if plan is not None:
+                layout.save_broadcast(_chunks[r >> _SHIFT], r & _MASK, i, plan[0], plan[1])
     return result
-
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _scalar_op(op, x, p, node_class=None, dtype=None):
     data = x._data
-    if dtype is None and data.dtype in _FLOATS:  # a float tensor keeps its dtype
+    if dtype is None and data.dtype.kind == "f":  # a float tensor keeps its dtype
         p = float(p)
     else:
         dtype = dtype or dtypes.result_type(x, p)
@@ -272,8 +304,12 @@ _RSUB_NODE = RSUB_SCALAR.node_class
 
 def add(input, other, alpha=1):
     """input + alpha * other, broadcasting."""
-    if type(input) is Tensor and type(other) is Tensor and alpha == 1:
-        return _tensor_binary(ADD, input, other)
+    if type(input) is Tensor and alpha == 1:
+        kind = type(other)
+        if kind is Tensor:
+            return _tensor_binary(ADD, input, other)
+        if kind is float:
+            return _scalar_op(ADD_SCALAR, input, other)
     if alpha != 1:
         other = mul(other, alpha)
     if _is_scalar(other):
@@ -301,8 +337,12 @@ def rsub(input, other):
 
 def mul(input, other):
     """input * other, broadcasting."""
-    if type(input) is Tensor and type(other) is Tensor:
-        return _tensor_binary(MUL, input, other)
+    if type(input) is Tensor:
+        kind = type(other)
+        if kind is Tensor:
+            return _tensor_binary(MUL, input, other)
+        if kind is float:
+            return _scalar_op(MUL_SCALAR, input, other)
     if _is_scalar(other):
         return _scalar_op(MUL_SCALAR, _as_tensor(input, "mul"), other)
     if _is_scalar(input):
@@ -420,7 +460,6 @@ def _permute(input, dims, node_name):
     contiguous_strides = np.cumprod((1,) + data.shape[:0:-1])[::-1].astype(np.int64)
     strides = np.array([contiguous_strides[d] for d in dims], np.int64)
     out = np.empty(tuple(shape), data.dtype)
-    from .autograd.node import node_class
 
     return _apply(PERMUTE, (input,), (data,), (shape, strides), out,
                   node_class(node_name))
@@ -495,6 +534,9 @@ _SUM_NODES = (SUM.node_class, SUM_DIMS.node_class)
 
 def sum(input, dim=None, keepdim=False, dtype=None):
     """Sum of all elements, or over ``dim`` (int or tuple); integers sum to int64."""
+    data = input._data
+    if dim is None and dtype is None and data.dtype.kind == "f":
+        return _apply(SUM, (input,), (data,), (1.0,), np.empty((), data.dtype))
     if dtype is not None:
         input = _to(input, dtype)
     elif not input.dtype.is_floating_point:
@@ -502,8 +544,14 @@ def sum(input, dim=None, keepdim=False, dtype=None):
     return _reduce(input, dim, keepdim, lambda n: 1.0, "sum", _SUM_NODES)
 
 
+_MEAN_NODE = node_class("MeanBackward0")
+
+
 def mean(input, dim=None, keepdim=False, dtype=None):
     """Mean of all elements, or over ``dim``; NaN for an empty reduction."""
+    data = input._data
+    if dim is None and dtype is None and data.dtype.kind == "f" and data.size:
+        return _apply(SUM, (input,), (data,), (1.0 / data.size,), np.empty((), data.dtype), _MEAN_NODE)
     if dtype is not None:
         input = _to(input, dtype)
     if not input.dtype.is_floating_point:
@@ -511,7 +559,6 @@ def mean(input, dim=None, keepdim=False, dtype=None):
             "mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {input.dtype.name}"
         )
-    from .autograd.node import node_class
 
     names = (node_class("MeanBackward0"), node_class("MeanBackward1"))
     return _reduce(input, dim, keepdim, lambda n: 1.0 / n if n else math.nan, "mean", names)
@@ -531,8 +578,18 @@ def _matmul_error(op, sa, sb):
     return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
 
 
+_MM_NODE = MATMUL.node_class
+
+
 def matmul(input, other):
     """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batches broadcast."""
+    if type(input) is Tensor and type(other) is Tensor:  # fast path: two float matrices
+        da, db = input._data, other._data
+        if da.ndim == 2 and db.ndim == 2 and da.dtype == db.dtype and da.dtype.kind == "f":
+            m, k = da.shape
+            if k == db.shape[0]:
+                n = db.shape[1]
+                return _apply(MATMUL, (input, other), (da, db), (1, 1, m, k, n), np.empty((m, n), da.dtype))
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul(): both arguments must be Tensors")
     dtype = dtypes.result_type(input, other)
@@ -576,7 +633,6 @@ def matmul(input, other):
             batch_b = batch_count
         out_shape = batch + ((m,) if len(sa) > 1 else ()) + (n,)
         name = "BmmBackward0"
-    from .autograd.node import node_class
 
     out = np.empty(out_shape, dtype.numpy)
     return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n), out,

@@ -5,6 +5,7 @@ it as is and flatten it for free). ``_node`` is the tensor's ``grad_fn`` for a r
 ``AccumulateGrad`` node for a leaf that requires grad, None otherwise.
 Op methods (``x.exp()``, ``x @ y``, ...) are attached by ``nbgrad.ops``.
 """
+import sys
 import warnings
 import weakref
 
@@ -228,10 +229,13 @@ class Tensor:
         flags = layout.LEAF if type(node) is AccumulateGrad else layout.RETAIN
         r = node._row
         rows, local = tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK
-        if value is None:  # a fresh buffer: a tensor the user kept must not change
-            node._grad_buffer = np.zeros(self._data.shape, self._data.dtype)
+        if value is None:
             node._grad_tensor = None
-            layout.set_grad_buffer(rows, local, node._grad_buffer.reshape(-1), flags)
+            if sys.getrefcount(node._grad_buffer) <= 2:  # only the node sees it: the next backward overwrites it
+                rows[local, layout.FLAGS] &= ~layout.GRAD_DEFINED
+            else:  # a tensor or view the user kept must not change: a fresh buffer
+                node._grad_buffer = np.zeros(self._data.shape, self._data.dtype)
+                layout.set_grad_buffer(rows, local, node._grad_buffer.reshape(-1), flags)
             return
         if value._data.shape != self._data.shape:
             raise RuntimeError(

@@ -14,11 +14,13 @@ class Node:
     # _grad_buffer/_grad_tensor: .grad of a retain_grad() result; _hooks: register_hook's
     __slots__ = ("_row", "_inputs", "_grad_buffer", "_grad_tensor", "_hooks", "__weakref__")
 
-    def __del__(self):
+    def __del__(self, _saved=tape.saved, _free=tape.free_rows.append):
         try:
-            tape.free_row(self._row)
-        except (AttributeError, TypeError):  # never recorded, or interpreter shutdown
-            pass
+            r = self._row
+        except AttributeError:  # never recorded
+            return
+        _saved[r] = None
+        _free(r)
 
     @property
     def next_functions(self):
