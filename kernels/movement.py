@@ -37,33 +37,44 @@ def _advance(index, offset, shape, strides):
 
 
 @njit
+def _rows(shape, strides):
+    """Length and stride of the innermost dimension, and the multi-index walk over the others."""
+    if shape.size == 0:
+        return 1, 0, shape, strides, np.zeros(0, np.int64)
+    return shape[-1], strides[-1], shape[:-1], strides[:-1], np.zeros(shape.size - 1, np.int64)
+
+
+@njit
 def gather(src, shape, strides, out):
     """out[i] = src[offset(i)]: broadcast or permute ``src`` into ``out`` of ``shape``"""
-    index = np.zeros(shape.size, np.int64)
+    inner, step, outer, outer_strides, index = _rows(shape, strides)
     offset = 0
-    for i in range(out.size):
-        out[i] = src[offset]
-        offset = _advance(index, offset, shape, strides)
+    for start in range(0, out.size, max(inner, 1)):
+        for j in range(inner):  # a tight loop over the last dimension
+            out[start + j] = src[offset + j * step]
+        offset = _advance(index, offset, outer, outer_strides)
 
 
 @njit
 def gather_add(src, shape, strides, scale, out):
     """out[i] += scale src[offset(i)] (backward of a reduction)"""
-    index = np.zeros(shape.size, np.int64)
+    inner, step, outer, outer_strides, index = _rows(shape, strides)
     offset = 0
-    for i in range(out.size):
-        out[i] += scale * src[offset]
-        offset = _advance(index, offset, shape, strides)
+    for start in range(0, out.size, max(inner, 1)):
+        for j in range(inner):
+            out[start + j] += scale * src[offset + j * step]
+        offset = _advance(index, offset, outer, outer_strides)
 
 
 @njit
 def scatter_add(src, shape, strides, scale, out):
     """out[offset(i)] += scale src[i] (a reduction; the backward of broadcast and permute)"""
-    index = np.zeros(shape.size, np.int64)
+    inner, step, outer, outer_strides, index = _rows(shape, strides)
     offset = 0
-    for i in range(src.size):
-        out[offset] += scale * src[i]
-        offset = _advance(index, offset, shape, strides)
+    for start in range(0, src.size, max(inner, 1)):
+        for j in range(inner):
+            out[offset + j * step] += scale * src[start + j]
+        offset = _advance(index, offset, outer, outer_strides)
 
 
 @njit

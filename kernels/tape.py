@@ -106,13 +106,6 @@ def shape_param(row, k):
 
 
 @njit
-def row_view(chunk_address, r):
-    """Row ``r`` of the chunk at ``chunk_address`` (forward entries get addresses, not arrays:
-    an int argument costs Numba's dispatcher a fraction of an array's)."""
-    return view(chunk_address + r * (WIDTH * 8), WIDTH, np.int64)
-
-
-@njit
 def record(row, op, out, in0, in1, in2):
     """Start ``row`` for a node of opcode ``op`` whose output is ``out``."""
     row[OP] = op

@@ -15,7 +15,7 @@ import numpy as np
 from . import dtypes
 from .autograd import grad_mode, tape
 from .autograd.node import node_class
-from .autograd.registry import build, declare
+from .autograd.registry import _same, build, declare
 from .kernels import elementwise as ew
 from .kernels import linalg, movement, reduce
 from .kernels import tape as layout
@@ -74,6 +74,7 @@ _alloc_row = tape.alloc_row
 _free_rows_pop = tape.free_rows.pop
 _SHIFT = tape.CHUNK_SHIFT
 _MASK = tape.CHUNK_MASK
+_ROW_BYTES = layout.WIDTH * 8
 
 
 def _apply(op, inputs, arrays, params, out, node_class=None):
@@ -105,13 +106,14 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
                 r = _alloc_row()
             node._row = r
             node._inputs = (n0, n1, n2)[:count]
-            op.forward(*arrays, *params, out, _chunk_addresses[r >> _SHIFT], r & _MASK,
+            op.forward(*arrays, *params, out, _chunk_addresses[r >> _SHIFT] + (r & _MASK) * _ROW_BYTES,
                        -1 if n0 is None else n0._row, -1 if n1 is None else n1._row,
                        -1 if n2 is None else n2._row)
-            if op.pick_saved is not None:
-                _saved[r] = op.pick_saved(arrays + (out,))
+            pick = op.pick_saved
+            if pick is not None:
+                _saved[r] = pick(arrays) if pick is _same else pick(arrays + (out,))
             return _wrap(out, node)
-    op.forward(*arrays, *params, out, 0, -1, -1, -1, -1)
+    op.forward(*arrays, *params, out, 0, -1, -1, -1)
     return _wrap(out)
 
 

@@ -28,8 +28,8 @@ from nbgrad.kernels.executor import (
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.tape import (
-    FLAGS, IN, ITEMSIZE, LEAF, OP, PYTHON, SAVED, SAVED_NUMEL, SLOT, float_param, record,
-    row_at, row_view, save, save_float, save_int, save_shape, shape_param, view,
+    FLAGS, IN, ITEMSIZE, LEAF, OP, PYTHON, SAVED, SAVED_NUMEL, SLOT, WIDTH, float_param, record,
+    row_at, save, save_float, save_int, save_shape, shape_param, view,
 )
 from nbgrad.kernels.tape import INTS as INT_PARAMS
 """
@@ -106,19 +106,19 @@ def _kernel_name(fn):
 
 
 def _forward_source(op):
-    """``forward_<op>``: flatten the arrays, run the kernel, record the row (``r >= 0``)."""
+    """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none)."""
     params = op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
     inputs = ", ".join(f"in{i}" for i in range(3))
-    lines = [f"\n\n@njit\ndef forward_{op.name}({args}, chunk, r, {inputs}):"]
+    lines = [f"\n\n@njit\ndef forward_{op.name}({args}, row_address, {inputs}):"]
     for name in op.inputs + ("out",):  # C-contiguous arrays of any rank: free views
         lines.append(f"    {name} = {name}.reshape({name}.size)")
     if op.fwd is not None:
         available = {name: name for name in op.inputs + params}
         available["@out"] = "out"
         lines.append("    " + _call(op.fwd, available, op))
-    lines.append("    if r >= 0:")
-    lines.append("        row = row_view(chunk, r)")
+    lines.append("    if row_address:")
+    lines.append("        row = view(row_address, WIDTH, np.int64)")
     lines.append(f"        record(row, {op.opcode}, out, {inputs})")
     for k, name in enumerate(op.saves):
         lines.append(f"        save(row, {k}, {name})")

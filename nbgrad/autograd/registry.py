@@ -49,10 +49,17 @@ class Op:
         self.node_class = node_class(self.grad_fn)
         arrays = self.inputs + ("out",)
         positions = [arrays.index(name) for name in self.saves]
-        self.pick_saved = operator.itemgetter(*positions) if positions else None
+        if self.saves == self.inputs:  # keep the inputs tuple itself: no work per call
+            self.pick_saved = _same
+        else:
+            self.pick_saved = operator.itemgetter(*positions) if positions else None
 
 
 OPS = {}
+
+
+def _same(arrays):
+    return arrays
 
 
 def declare(name, grad_fn, fwd, bwd=(), **fields):
