@@ -42,6 +42,7 @@ class Op:
     cross_dtype: bool = False
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
+    same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
     node_class: type = field(init=False, repr=False)
     pick_saved: object = field(init=False, repr=False)  # (*inputs, out) -> what the row saved
 
