@@ -177,8 +177,17 @@ def write_retained(row, grad):
 
 @njit
 def release(chunks, order, count):
-    """Mark the saved buffers of the planned rows as freed (no retain_graph)."""
+    """Mark the saved buffers of the planned rows as freed (no retain_graph).
+
+    Moves those rows to the front of ``order`` and returns how many there are,
+    so that Python drops its references to their buffers without visiting the rest.
+    """
+    released = 0
     for k in range(count):
-        row = row_at(chunks, order[k])
+        r = order[k]
+        row = row_at(chunks, r)
         if row[FLAGS] & NEEDS_SAVED:
             row[FLAGS] |= RELEASED
+            order[released] = r
+            released += 1
+    return released

@@ -16,8 +16,8 @@ from . import dtypes
 from .autograd import grad_mode, tape
 from .autograd.node import node_class
 from .autograd.registry import _same, build, declare
+from .kernels import blas, linalg, movement, reduce
 from .kernels import elementwise as ew
-from .kernels import linalg, movement, reduce
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
 from .tensor import Tensor, _contiguous, _normalize_dim, _wrap
@@ -61,7 +61,7 @@ SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), 
 SUM_DIMS = declare("sum_dims", "SumBackward1", movement.reduce_fwd, (movement.reduce_bwd,),
                    floats=("scale",), shapes=("shape", "strides"))
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
-                 inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n"), saves=("a", "b"))
+                 inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
 
 GENERATED = build()
 
@@ -626,7 +626,7 @@ def _matmul_error(op, sa, sb):
     return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
 
 
-_MM_NODE = MATMUL.node_class
+_GEMM = dict(zip((np.dtype(np.float32), np.dtype(np.float64)), blas.find_gemm()))
 
 
 def matmul(input, other):
@@ -637,7 +637,8 @@ def matmul(input, other):
             m, k = da.shape
             if k == db.shape[0]:
                 n = db.shape[1]
-                return _apply(MATMUL, (input, other), (da, db), (1, 1, m, k, n), np.empty((m, n), da.dtype))
+                return _apply(MATMUL, (input, other), (da, db), (1, 1, m, k, n, _GEMM[da.dtype]),
+                              np.empty((m, n), da.dtype))
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul(): both arguments must be Tensors")
     dtype = dtypes.result_type(input, other)
@@ -683,7 +684,7 @@ def matmul(input, other):
         name = "BmmBackward0"
 
     out = np.empty(out_shape, dtype.numpy)
-    return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n), out,
+    return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n, _GEMM[a._data.dtype]), out,
                   node_class(name))
 
 

@@ -211,3 +211,28 @@ def test_integer_arithmetic_and_promotion():
     assert (f + nbgrad.tensor(2.0, dtype=nbgrad.float64)).dtype is nbgrad.float32  # 0-d does not promote
     assert (i + nbgrad.tensor(2.0)).dtype is nbgrad.float32  # ...unless it is of a higher category
     assert nbgrad.exp(i).dtype is nbgrad.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_kernels_agree_with_and_without_numpy_blas(dtype):
+    from nbgrad.kernels import blas, linalg
+
+    address = dict(zip((np.float32, np.float64), blas.find_gemm()))[dtype]
+    rng = np.random.default_rng(0)
+    batch, m, k, n = 2, 3, 4, 5
+    a = rng.normal(size=batch * m * k).astype(dtype)
+    b = rng.normal(size=k * n).astype(dtype)  # shared across the batch
+    g = rng.normal(size=batch * m * n).astype(dtype)
+    expected = np.matmul(a.reshape(batch, m, k), b.reshape(k, n))
+    for gemm in {0, address}:
+        out = np.empty(batch * m * n, dtype)
+        linalg.matmul_fwd(a, b, batch, 1, m, k, n, gemm, out)
+        np.testing.assert_allclose(out.reshape(batch, m, n), expected, rtol=1e-5)
+        ga = np.ones(batch * m * k, dtype)  # backward kernels accumulate
+        gb = np.ones(k * n, dtype)
+        linalg.matmul_bwd_a(g, b, batch, 1, m, k, n, gemm, ga)
+        linalg.matmul_bwd_b(g, a, batch, 1, m, k, n, gemm, gb)
+        g3 = g.reshape(batch, m, n)
+        np.testing.assert_allclose(ga.reshape(batch, m, k), 1 + g3 @ b.reshape(k, n).T, rtol=1e-5)
+        np.testing.assert_allclose(gb.reshape(k, n), 1 + np.einsum("bmk,bmn->kn", a.reshape(batch, m, k), g3),
+                                   rtol=1e-5)

@@ -58,9 +58,11 @@ def seed(row, arena, root_grad, dtype):
 def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena):
     """The whole backward from ``root``, in one call.
 
-    Returns ``(status, order, count, arena)``: status DONE, or the position in
-    ``order`` of a Python row (call again with ``resume`` set to it), or
-    ``-2 - row`` for a row whose saved buffers were already released.
+    Returns ``(status, order, count, arena)``: status DONE (then, without
+    retain_graph, ``order[:count]`` are the rows whose saved buffers Python can
+    drop), or the position in ``order`` of a Python row (call again with
+    ``resume`` set to it), or ``-2 - row`` for a row whose saved buffers were
+    already released.
     """
     if resume < 0:
         order, count, arena_bytes, bad_row = plan(chunks, root, epoch)
@@ -82,7 +84,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
         else:
             run_row(chunks, row, base, np.float64)
     if not retain_graph:
-        release(chunks, order, count)
+        count = release(chunks, order, count)
     return DONE, order, count, arena
 '''
 
