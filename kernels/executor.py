@@ -148,17 +148,24 @@ def input_grad(chunks, row, i, arena_address, dtype):
 
 
 @njit
-def finish_input_grad(chunks, row, i, arena_address, grad):
-    """Sum a broadcast input's gradient back to the input's shape."""
+def sum_to_input(chunks, row, i, arena_address, grad, scale):
+    """If input ``i`` was broadcast, add ``scale * grad`` summed back to its shape and return True."""
     block = BCAST + i * BCAST_SIZE
     ndim = row[block]
     j = row[IN + i]
     if j < 0 or ndim == 0:
-        return
+        return False
     shape = row[block + 1:block + 1 + ndim]
     strides = row[block + 1 + MAX_NDIM:block + 1 + MAX_NDIM + ndim]
     target = grad_of(row_at(chunks, j), arena_address, grad.dtype)
-    scatter_add(grad, shape, strides, 1.0, target)
+    scatter_add(grad, shape, strides, scale, target)
+    return True
+
+
+@njit
+def finish_input_grad(chunks, row, i, arena_address, grad):
+    """Sum a broadcast input's gradient (computed in the output's shape) back to the input's shape."""
+    sum_to_input(chunks, row, i, arena_address, grad, 1.0)
 
 
 @njit

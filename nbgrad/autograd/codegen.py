@@ -24,7 +24,7 @@ PRELUDE = """\
 import numpy as np
 
 from nbgrad.kernels.executor import (
-    DONE, finish_input_grad, grad_of, input_grad, plan, release, write_retained,
+    DONE, finish_input_grad, grad_of, input_grad, plan, release, sum_to_input, write_retained,
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.tape import (
@@ -68,7 +68,11 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
         order, count, arena_bytes, bad_row = plan(chunks, root, epoch)
         if bad_row >= 0:
             return -2 - bad_row, order, count, arena
-        arena = np.zeros(arena_bytes // 8 + 1, np.float64)
+        words = arena_bytes // 8 + 1
+        if arena.size >= words:  # reuse the caller's arena: no fresh pages to fault in
+            arena[:words] = 0
+        else:
+            arena = np.zeros(words, np.float64)
         root_row = row_at(chunks, root)
         if root_row[ITEMSIZE] == 4:
             seed(root_row, arena.ctypes.data, root_grad, np.float32)
@@ -133,6 +137,14 @@ def _forward_source(op):
     return "\n".join(lines)
 
 
+def _pass_through_scale(kernel):
+    """The gradient scale of a backward kernel that is ``gx += scale * g`` (None for others):
+    a broadcast input then takes ``g`` summed to its shape, with no temporary."""
+    from ..kernels import elementwise
+
+    return {elementwise.identity_bwd: 1.0, elementwise.neg_bwd: -1.0}.get(kernel)
+
+
 def _backward_source(op):
     available = {"g": "g", "@out": "gx"}
     available.update({name: f"float_param(row, {k})" for k, name in enumerate(op.floats)})
@@ -146,6 +158,12 @@ def _backward_source(op):
         if bwd is None:
             continue
         lines.append(f"        if row[IN + {i}] >= 0:")
+        scale = _pass_through_scale(bwd)
+        if scale is not None and not op.cross_dtype:
+            lines.append(f"            if not sum_to_input(chunks, row, {i}, arena, g, {scale}):")
+            lines.append(f"                gx = grad_of(row_at(chunks, row[IN + {i}]), arena, dtype)")
+            lines.append("                " + _call(bwd, available, op))
+            continue
         call = [
             f"gx = input_grad(chunks, row, {i}, arena, {{dtype}})",
             _call(bwd, available, op),

@@ -7,6 +7,7 @@ walk into compiled segments; Python runs the hooks on the gradient in the
 executor's arena and calls it again from there.
 """
 import itertools
+import threading
 import weakref
 
 import numpy as np
@@ -60,17 +61,33 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
     run(tensor._node, seed, bool(retain_graph))
 
 
+class _ArenaCache(threading.local):
+    """The last backward's gradient arena, reused by this thread's next backward (up to a size)."""
+
+    arena = _NO_ARENA
+
+
+_arena_cache = _ArenaCache()
+ARENA_CACHE_BYTES = 256 << 20
+
+
 def run(root, seed, retain_graph):
     """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph."""
     chunks = tape.chunk_addresses
+    cached = _arena_cache.arena
+    _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
     status, order, count, arena = _execute(
-        chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, _NO_ARENA
+        chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
     )
+    reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
+        reusable = False  # hooks saw views of the arena: never hand it out again
         _run_hooks(order[status], arena)
         status, order, count, arena = _execute(
             chunks, root._row, seed, 0, retain_graph, status, order, count, arena
         )
+    if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
+        _arena_cache.arena = arena
     if status < -1:
         raise RuntimeError(SECOND_BACKWARD)
     if not retain_graph:
