@@ -70,8 +70,27 @@ def gather_add(src, shape, strides, scale, out):
 def scatter_add(src, shape, strides, scale, out):
     """out[offset(i)] += scale src[i] (a reduction; the backward of broadcast and permute)"""
     inner, step, outer, outer_strides, index = _rows(shape, strides)
+    if src.size == 0:
+        return
+    if step == 0:  # each row sums into one element: a reduction over the last dimension
+        offset = 0
+        for start in range(0, src.size, inner):
+            total = 0.0
+            for j in range(inner):
+                total += src[start + j]
+            out[offset] += scale * total
+            offset = _advance(index, offset, outer, outer_strides)
+        return
+    if not outer_strides.any():  # every row adds into one block (a bias gradient): a local
+        block = np.zeros(inner, out.dtype)  # accumulator that cannot alias src vectorizes
+        for start in range(0, src.size, inner):
+            for j in range(inner):
+                block[j] += src[start + j]
+        for j in range(inner):
+            out[j * step] += scale * block[j]
+        return
     offset = 0
-    for start in range(0, src.size, max(inner, 1)):
+    for start in range(0, src.size, inner):
         for j in range(inner):
             out[offset + j * step] += scale * src[start + j]
         offset = _advance(index, offset, outer, outer_strides)
