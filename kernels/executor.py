@@ -35,8 +35,9 @@ from .tape import (
     view,
 )
 
-# Status codes of plan/execute, read by the Python engine.
+# Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released row).
 DONE = -1
+MIXED = -(1 << 62)
 
 
 @njit
@@ -52,8 +53,9 @@ def _grow(array, n):
 def plan(chunks, root, epoch):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
-    Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a row
-    whose saved buffers were released by an earlier backward.
+    Returns ``(order, count, arena_bytes, bad_row, mixed)``; ``bad_row >= 0`` is a
+    row whose saved buffers were released by an earlier backward; ``mixed``
+    says the rows hold more than one dtype.
     """
     order = np.empty(64, np.int64)
     stack = np.empty(64, np.int64)
@@ -102,11 +104,15 @@ def plan(chunks, root, epoch):
                 order[count] = j
                 count += 1
     arena_bytes = 0
+    mixed = False
     if bad_row >= 0:
-        return order, count, arena_bytes, bad_row
+        return order, count, arena_bytes, bad_row, mixed
+    itemsize = row_at(chunks, root)[ITEMSIZE]
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
         row = row_at(chunks, order[k])
         flags = row[FLAGS]
+        if row[ITEMSIZE] != itemsize:
+            mixed = True
         if flags & LEAF and not flags & PYTHON:
             row[SLOT] = -1
             if not flags & GRAD_DEFINED:
@@ -115,7 +121,7 @@ def plan(chunks, root, epoch):
         else:
             row[SLOT] = arena_bytes
             arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
-    return order, count, arena_bytes, bad_row
+    return order, count, arena_bytes, bad_row, mixed
 
 
 @njit

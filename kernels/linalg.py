@@ -2,42 +2,35 @@
 
 ``a`` holds ``batch_a`` (m, k) matrices and ``b`` holds ``batch_b`` (k, n)
 ones, where each batch count is 1 (shared) or the output's batch count.
-``gemm`` is the address of a CBLAS ``?gemm`` for the dtype (see blas.py), or 0
-for Numba's ``np.dot``.
+``gemm`` is the address of a ``?gemm`` for the dtype, positive for CBLAS and
+negative for Fortran (see blas.py).
 """
-import numpy as np
 
-from .blas import NO_TRANS, TRANS, call_gemm
+from .blas import NO_TRANS, TRANS, call_gemm, call_gemm_fortran
 from .jit import njit
 
 
 @njit
-def _product(gemm_address, trans_a, trans_b, rows, cols, inner, x, x_offset, y, y_offset, beta, out, out_offset):
+def _product(gemm, trans_a, trans_b, rows, cols, inner, x, x_offset, y, y_offset, beta, out, out_offset):
     """out[rows, cols] = op(x) @ op(y) + beta out, each a row-major block of a flat buffer."""
+    if rows == 0 or cols == 0:
+        return
+    if inner == 0:  # an empty sum; BLAS would refuse the zero leading dimensions
+        if beta == 0:
+            out[out_offset:out_offset + rows * cols] = 0
+        return
     lda = rows if trans_a == TRANS else inner
     ldb = inner if trans_b == TRANS else cols
-    if gemm_address != 0 and rows > 0 and cols > 0 and inner > 0:
-        size = x.itemsize
-        call_gemm(out.dtype, gemm_address, trans_a, trans_b, rows, cols, inner, 1.0,
-             x.ctypes.data + x_offset * size, lda, y.ctypes.data + y_offset * size, ldb, beta,
-             out.ctypes.data + out_offset * size, cols)
-        return
-    # The fallback copies op(x) and op(y) into C order: np.dot's fast path, and one array type.
-    xm = x[x_offset:x_offset + rows * inner]
-    ym = y[y_offset:y_offset + inner * cols]
-    if trans_a == TRANS:
-        left = np.ascontiguousarray(xm.reshape(inner, rows).T)
+    size = x.itemsize
+    x_address = x.ctypes.data + x_offset * size
+    y_address = y.ctypes.data + y_offset * size
+    out_address = out.ctypes.data + out_offset * size
+    if gemm > 0:
+        call_gemm(out.dtype, gemm, trans_a, trans_b, rows, cols, inner, 1.0, x_address, lda, y_address, ldb,
+                  beta, out_address, cols)
     else:
-        left = np.ascontiguousarray(xm).reshape(rows, inner)
-    if trans_b == TRANS:
-        right = np.ascontiguousarray(ym.reshape(cols, inner).T)
-    else:
-        right = np.ascontiguousarray(ym).reshape(inner, cols)
-    block = out[out_offset:out_offset + rows * cols].reshape(rows, cols)
-    if beta == 0:
-        block[:] = np.dot(left, right)
-    else:
-        block += np.dot(left, right)
+        call_gemm_fortran(out.dtype, -gemm, trans_a, trans_b, rows, cols, inner, 1.0, x_address, lda,
+                          y_address, ldb, beta, out_address, cols)
 
 
 @njit

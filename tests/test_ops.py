@@ -214,17 +214,20 @@ def test_integer_arithmetic_and_promotion():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_kernels_agree_with_and_without_numpy_blas(dtype):
+def test_matmul_kernels_agree_through_both_blas_interfaces(dtype, monkeypatch):
     from nbgrad.kernels import blas, linalg
 
     address = dict(zip((np.float32, np.float64), blas.find_gemm()))[dtype]
+    monkeypatch.setenv("NBGRAD_NUMPY_BLAS", "0")
+    fortran = dict(zip((np.float32, np.float64), blas.find_gemm()))[dtype]
+    assert fortran < 0
     rng = np.random.default_rng(0)
     batch, m, k, n = 2, 3, 4, 5
     a = rng.normal(size=batch * m * k).astype(dtype)
     b = rng.normal(size=k * n).astype(dtype)  # shared across the batch
     g = rng.normal(size=batch * m * n).astype(dtype)
     expected = np.matmul(a.reshape(batch, m, k), b.reshape(k, n))
-    for gemm in {0, address}:
+    for gemm in {fortran, address}:
         out = np.empty(batch * m * n, dtype)
         linalg.matmul_fwd(a, b, batch, 1, m, k, n, gemm, out)
         np.testing.assert_allclose(out.reshape(batch, m, n), expected, rtol=1e-5)
@@ -236,3 +239,13 @@ def test_matmul_kernels_agree_with_and_without_numpy_blas(dtype):
         np.testing.assert_allclose(ga.reshape(batch, m, k), 1 + g3 @ b.reshape(k, n).T, rtol=1e-5)
         np.testing.assert_allclose(gb.reshape(k, n), 1 + np.einsum("bmk,bmn->kn", a.reshape(batch, m, k), g3),
                                    rtol=1e-5)
+
+
+def test_matmul_with_empty_dimensions():
+    a = nbgrad.ones(2, 0, requires_grad=True)
+    b = nbgrad.ones(0, 3, requires_grad=True)
+    out = a @ b
+    assert out.tolist() == [[0.0] * 3] * 2
+    out.sum().backward()
+    assert a.grad.shape == (2, 0) and b.grad.shape == (0, 3)
+    assert (nbgrad.ones(0, 2) @ nbgrad.ones(2, 3)).shape == (0, 3)

@@ -24,7 +24,7 @@ PRELUDE = """\
 import numpy as np
 
 from nbgrad.kernels.executor import (
-    DONE, finish_input_grad, grad_of, input_grad, plan, release, sum_to_input, write_retained,
+    DONE, MIXED, finish_input_grad, grad_of, input_grad, plan, release, sum_to_input, write_retained,
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.tape import (
@@ -55,29 +55,59 @@ def seed(row, arena, root_grad, dtype):
 
 
 @njit
-def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena):
-    """The whole backward from ``root``, in one call.
+def prepare(chunks, root, root_grad, epoch, arena):
+    """Plan the backward from ``root`` and seed its gradient; see ``execute`` for the status."""
+    order, count, arena_bytes, bad_row, mixed = plan(chunks, root, epoch)
+    if bad_row >= 0:
+        return -2 - bad_row, order, count, arena, mixed
+    words = arena_bytes // 8 + 1
+    if arena.size >= words:  # reuse the caller's arena: no fresh pages to fault in
+        arena[:words] = 0
+    else:
+        arena = np.zeros(words, np.float64)
+    root_row = row_at(chunks, root)
+    if root_row[ITEMSIZE] == 4:
+        seed(root_row, arena.ctypes.data, root_grad, np.float32)
+    else:
+        seed(root_row, arena.ctypes.data, root_grad, np.float64)
+    return DONE, order, count, arena, mixed
+
+
+@njit
+def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, dtype):
+    """The whole backward from ``root``, in one call, for a graph of one float ``dtype``
+    (compiled per dtype on first use: a float32 model never compiles float64 kernels).
 
     Returns ``(status, order, count, arena)``: status DONE (then, without
     retain_graph, ``order[:count]`` are the rows whose saved buffers Python can
     drop), or the position in ``order`` of a Python row (call again with
     ``resume`` set to it), or ``-2 - row`` for a row whose saved buffers were
-    already released.
+    already released, or MIXED: the graph mixes dtypes, call ``execute_mixed``.
     """
     if resume < 0:
-        order, count, arena_bytes, bad_row = plan(chunks, root, epoch)
-        if bad_row >= 0:
-            return -2 - bad_row, order, count, arena
-        words = arena_bytes // 8 + 1
-        if arena.size >= words:  # reuse the caller's arena: no fresh pages to fault in
-            arena[:words] = 0
-        else:
-            arena = np.zeros(words, np.float64)
-        root_row = row_at(chunks, root)
-        if root_row[ITEMSIZE] == 4:
-            seed(root_row, arena.ctypes.data, root_grad, np.float32)
-        else:
-            seed(root_row, arena.ctypes.data, root_grad, np.float64)
+        status, order, count, arena, mixed = prepare(chunks, root, root_grad, epoch, arena)
+        if mixed:
+            return MIXED, order, count, arena
+        if status != DONE:
+            return status, order, count, arena
+    base = arena.ctypes.data
+    for k in range(max(resume, 0), count):
+        row = row_at(chunks, order[k])
+        if row[FLAGS] & PYTHON and k != resume:
+            return k, order, count, arena
+        run_row(chunks, row, base, dtype)
+    if not retain_graph:
+        count = release(chunks, order, count)
+    return DONE, order, count, arena
+
+
+@njit
+def execute_mixed(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena):
+    """``execute`` for a graph that mixes float32 and float64 rows."""
+    if resume < 0:
+        status, order, count, arena, mixed = prepare(chunks, root, root_grad, epoch, arena)
+        if status != DONE:
+            return status, order, count, arena
     base = arena.ctypes.data
     for k in range(max(resume, 0), count):
         row = row_at(chunks, order[k])

@@ -13,15 +13,17 @@ import weakref
 import numpy as np
 
 from ..kernels import tape as layout
+from ..kernels.executor import MIXED
 from . import tape
 
 # How many times the compiled executor was entered (for tests: one per graph without hooks).
 executor_calls = 0
 _epochs = itertools.count(1)
 _ONE = np.ones(1, np.float64)
+_DTYPES = {4: np.float32, 8: np.float64}
 _NO_ORDER = np.zeros(0, np.int64)
 _NO_ARENA = np.zeros(0, np.float64)
-_executor = None
+_generated = None
 
 SECOND_BACKWARD = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -31,14 +33,17 @@ SECOND_BACKWARD = (
 )
 
 
-def _execute(*args):
-    global executor_calls, _executor
-    if _executor is None:
+def _execute(dtype, *args):
+    """One call of the executor compiled for ``dtype`` (None: a graph of mixed dtypes)."""
+    global executor_calls, _generated
+    if _generated is None:
         from .. import ops
 
-        _executor = ops.GENERATED.execute
+        _generated = ops.GENERATED
     executor_calls += 1
-    return _executor(*args)
+    if dtype is None:
+        return _generated.execute_mixed(*args)
+    return _generated.execute(*args, dtype)
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
@@ -76,15 +81,21 @@ def run(root, seed, retain_graph):
     chunks = tape.chunk_addresses
     cached = _arena_cache.arena
     _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
+    dtype = _DTYPES[int(tape.row(root._row)[layout.ITEMSIZE])]
     status, order, count, arena = _execute(
-        chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
+        dtype, chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
     )
+    if status == MIXED:  # rows of both float dtypes: the executor that branches per row
+        dtype = None
+        status, order, count, arena = _execute(
+            dtype, chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
+        )
     reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
         reusable = False  # hooks saw views of the arena: never hand it out again
         _run_hooks(order[status], arena)
         status, order, count, arena = _execute(
-            chunks, root._row, seed, 0, retain_graph, status, order, count, arena
+            dtype, chunks, root._row, seed, 0, retain_graph, status, order, count, arena
         )
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         _arena_cache.arena = arena
