@@ -204,3 +204,19 @@ def release(chunks, order, count):
             order[released] = r
             released += 1
     return released
+
+
+@njit
+def slots(chunks, order, count):
+    """The arena slots of the planned rows (saved while Python runs hooks: a backward
+    called from a hook plans again and rewrites the slots of the rows both graphs share)."""
+    result = np.empty(count, np.int64)
+    for k in range(count):
+        result[k] = row_at(chunks, order[k])[SLOT]
+    return result
+
+
+@njit
+def restore_slots(chunks, order, count, saved_slots):
+    for k in range(count):
+        row_at(chunks, order[k])[SLOT] = saved_slots[k]

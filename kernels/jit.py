@@ -13,7 +13,8 @@ CACHE = os.environ.get("NBGRAD_CACHE", "1") != "0"
 # without afn: exp/log keep libm accuracy, which gradcheck relies on.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
-JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH)
+# error_model="numpy": x / 0 gives inf or nan, as in NumPy and PyTorch, not ZeroDivisionError.
+JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
 # Kernels worth threads: Numba's prange only pays above ~10^5 elements (measured).
 JIT_PARALLEL = dict(JIT, parallel=True)
 PARALLEL_MIN_SIZE = 1 << 17

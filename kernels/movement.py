@@ -99,7 +99,7 @@ def scatter_add(src, shape, strides, scale, out):
 @njit
 def reduce_fwd(x, shape, strides, scale, out):
     """out = scale * sum of x over the dimensions where ``strides`` is 0"""
-    out[:] = 0
+    out[:] = 0 * scale  # an empty mean (scale nan) is nan, as in PyTorch
     scatter_add(x, shape, strides, scale, out)
 
 

@@ -9,22 +9,22 @@ LINEWIDTH = 80
 
 
 def _float_formatter(values):
-    """One format for all elements, chosen like PyTorch's _Formatter."""
+    """One format for all elements, chosen like PyTorch's _Formatter: widths come from the
+    nonzero finite values, and nan, inf and zeros are padded to them."""
     finite = values[np.isfinite(values)]
     nonzero = np.abs(finite[finite != 0])
+    ratio_large = nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8)
     if finite.size and np.all(finite == np.round(finite)):  # integral values print as "3."
-        sci = nonzero.size and nonzero.max() > 1e8
-        return _pad((lambda v: f"{v:.4e}") if sci else (lambda v: f"{v:.0f}."), values)
-    sci = nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4)
-    return _pad((lambda v: f"{v:.4e}") if sci else (lambda v: f"{v:.4f}"), values)
+        fmt = (lambda v: f"{v:.4e}") if ratio_large else (lambda v: f"{v:.0f}.")
+    else:
+        sci = ratio_large or (nonzero.size and nonzero.min() < 1e-4)
+        fmt = (lambda v: f"{v:.4e}") if sci else (lambda v: f"{v:.4f}")
+    width = max((len(fmt(v)) for v in finite[finite != 0]), default=1)
 
-
-def _pad(fmt, values):
     def text(v):
-        return fmt(v) if np.isfinite(v) else f"{v}"
+        return (fmt(v) if np.isfinite(v) else f"{v}").rjust(width)
 
-    width = max((len(text(v)) for v in values.flat), default=0)
-    return lambda v: text(v).rjust(width)
+    return text
 
 
 def _sample(array):
@@ -38,15 +38,17 @@ def _sample(array):
 def format_tensor(array, dtype, suffixes):
     """``tensor(...)`` text for ``array``; ``suffixes`` like ``["requires_grad=True"]``."""
     prefix = "tensor("
+    extra = []
     if array.size == 0:
         body = "[]"
         if array.ndim != 1:
-            suffixes = [f"size={tuple(array.shape)}"] + suffixes
+            extra.append(f"size={tuple(array.shape)}")
     else:
         if dtype.is_floating_point:
             formatter = {"float_kind": _float_formatter(_sample(array).astype(np.float64))}
         elif dtype is dtypes.bool_:
-            formatter = {"bool": lambda v: "True" if v else "False"}
+            width = 4 if _sample(array).all() else 5  # "False" sets the width when present
+            formatter = {"bool": lambda v: ("True" if v else "False").rjust(width)}
         else:
             width = max(len(str(v)) for v in _sample(array).flat)
             formatter = {"int": lambda v: str(v).rjust(width)}
@@ -55,5 +57,5 @@ def format_tensor(array, dtype, suffixes):
             threshold=THRESHOLD, edgeitems=EDGEITEMS, max_line_width=LINEWIDTH,
         )
     if dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
-        suffixes = suffixes + [f"dtype={dtype!r}"]
-    return prefix + ", ".join([body] + suffixes) + ")"
+        extra.append(f"dtype={dtype!r}")
+    return prefix + ", ".join([body] + extra + suffixes) + ")"

@@ -46,8 +46,9 @@ def _numpy_dtype(dtype, default=None):
     return dtypes.as_dtype(dtype).numpy
 
 
-def _infer(data):
-    """NumPy values of Python data with PyTorch's dtype inference (floats -> float32)."""
+def _infer(data, dtype=None):
+    """NumPy values of Python data with PyTorch's dtype inference (floats -> float32
+    unless ``dtype`` says otherwise: then Python floats are never rounded through float32)."""
     if isinstance(data, Tensor):
         return data._data
     if isinstance(data, np.ndarray):
@@ -56,7 +57,7 @@ def _infer(data):
         array = np.array([_infer(x) for x in data])
     else:
         array = np.array(data)
-    if array.dtype == np.float64 and not isinstance(data, np.ndarray):
+    if array.dtype == np.float64 and not isinstance(data, np.ndarray) and dtype is None:
         return array.astype(dtypes.get_default_dtype().numpy)
     if array.dtype.kind in "iu" and array.dtype != np.int32:
         return array.astype(np.int64) if not isinstance(data, np.ndarray) or array.dtype.kind == "u" else array
@@ -78,7 +79,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
     >>> nbgrad.tensor([[1., 2.], [3., 4.]], requires_grad=True)
     """
-    values = _infer(data)
+    values = _infer(data, dtype)
     values = np.array(values, dtype=_numpy_dtype(dtype, dtypes.from_numpy_dtype(values.dtype)), copy=True, order="C")
     return _finish(values, requires_grad)
 

@@ -208,6 +208,9 @@ def _unary(op, x, float_only=True):
 
 def neg(input):
     """-input"""
+    if isinstance(input, Tensor) and input.dtype is dtypes.bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     return _unary(NEG, input, float_only=False)
 
 
@@ -245,8 +248,7 @@ def relu(input):
 
 def _broadcast_shape(a, b, op):
     ndim = max(len(a), len(b))
-    if ndim > MAX_NDIM:
-        raise RuntimeError(f"{op}: nbgrad supports at most {MAX_NDIM} dimensions, got {ndim}")
+    _check_ndim(ndim, op)
     a = (1,) * (ndim - len(a)) + tuple(a)
     b = (1,) * (ndim - len(b)) + tuple(b)
     shape = []
@@ -342,7 +344,12 @@ def _scalar_op(op, x, p, node_class=None, dtype=None):
         dtype = dtype or dtypes.result_type(x, p)
         x = _to_dtype(x, dtype)
         data = x._data
-        p = float(p) if dtype.is_floating_point else int(p)
+        if dtype.is_floating_point:
+            p = float(p)
+        else:
+            p = int(p)
+            if not -(1 << 63) <= p < (1 << 63):
+                raise RuntimeError(f"{op.name}: value {p} cannot be converted to type int64 without overflow")
     return _apply(op, (x, None), (data,), (p,), np.empty(data.shape, data.dtype), node_class)
 
 
@@ -423,10 +430,14 @@ def pow(input, exponent):
         x = _as_tensor(input, "pow")
         if not x.dtype.is_floating_point and isinstance(exponent, float):
             x = _float_input(x)
+        if not x.dtype.is_floating_point and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         return _scalar_op(POW_SCALAR, x, exponent)
     if _is_scalar(input):
         x = _as_tensor(exponent, "pow")
         dtype = dtypes.result_type(x, input)
+        if not dtype.is_floating_point and (x._data < 0).any():
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         return _scalar_op(RPOW_SCALAR, x, input, dtype=dtype)
     return _tensor_binary(POW, _as_tensor(input, "pow"), _as_tensor(exponent, "pow"))
 
@@ -502,8 +513,14 @@ def flatten(input, start_dim=0, end_dim=-1):
     return reshape(input, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
 
+def _check_ndim(ndim, op):
+    if ndim > MAX_NDIM:
+        raise RuntimeError(f"{op}: nbgrad supports at most {MAX_NDIM} dimensions, got {ndim}")
+
+
 def _permute(input, dims, node_name):
     data = input._data
+    _check_ndim(data.ndim, node_name.replace("Backward0", "").lower())
     shape = np.array([data.shape[d] for d in dims], np.int64)
     contiguous_strides = np.cumprod((1,) + data.shape[:0:-1])[::-1].astype(np.int64)
     strides = np.array([contiguous_strides[d] for d in dims], np.int64)
@@ -551,9 +568,11 @@ def _T(self):
 # --- reductions -------------------------------------------------------------
 
 def _dims(dim, ndim, op):
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    dims = tuple(sorted({_normalize_dim(d, ndim, op) for d in dims}))
-    return dims
+    dims = [_normalize_dim(d, ndim, op) for d in ((dim,) if isinstance(dim, int) else tuple(dim))]
+    for d in dims:
+        if dims.count(d) > 1:
+            raise RuntimeError(f"{op}: dim {d} appears multiple times in the list of dims")
+    return tuple(sorted(dims))
 
 
 def _reduce(input, dim, keepdim, scale_of, op_name, node_names):
@@ -563,6 +582,9 @@ def _reduce(input, dim, keepdim, scale_of, op_name, node_names):
         out = np.empty((), data.dtype)
         return _apply(SUM, (input,), (data,), (scale,), out, node_names[0])
     dims = _dims(dim, data.ndim, op_name)
+    if data.ndim == 0:  # dim 0 or -1 of a 0-d tensor: the whole tensor
+        return _reduce(input, None, keepdim, scale_of, op_name, node_names)
+    _check_ndim(data.ndim, op_name)
     if not dims:
         dims = tuple(range(data.ndim))
     keep = tuple(1 if i in dims else n for i, n in enumerate(data.shape))
@@ -716,8 +738,9 @@ _COMPARISONS = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
 
 def _compare(name, input, other):
     a = _as_tensor(input, name)
-    b = _as_tensor(other, name)
-    dtype = dtypes.result_type(a, b) if not _is_scalar(other) else dtypes.result_type(a, other)
+    dtype = dtypes.result_type(a, other if _is_scalar(other) else _as_tensor(other, name))
+    # A Python scalar is made in the promoted dtype directly: never rounded through float32.
+    b = _wrap(np.asarray(other, dtype.numpy)) if _is_scalar(other) else _as_tensor(other, name)
     da = a._data.astype(dtype.numpy, copy=False)
     db = b._data.astype(dtype.numpy, copy=False)
     shape = _broadcast_shape(da.shape, db.shape, name)

@@ -224,14 +224,17 @@ class Tensor:
             if node is None:
                 node = self._node = _leaf_node(self)
                 self._requires_grad = False
-            else:
-                _attach_grad_buffer(node, self._data, layout.RETAIN)
-        flags = layout.LEAF if type(node) is AccumulateGrad else layout.RETAIN
+            else:  # a buffer to hold what is assigned; backward writes it only after retain_grad()
+                _attach_grad_buffer(node, self._data, 0)
+        flags = layout.LEAF if type(node) is AccumulateGrad else int(tape.row(node._row)[layout.FLAGS] & layout.RETAIN)
         r = node._row
         rows, local = tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK
         if value is None:
             node._grad_tensor = None
-            if sys.getrefcount(node._grad_buffer) <= 2:  # only the node sees it: the next backward overwrites it
+            buffer = node._grad_buffer
+            # Reuse it when only the node can see it (not a view, no other reference): the next
+            # backward overwrites it. getrefcount counts the node, `buffer` and its own argument.
+            if buffer.base is None and sys.getrefcount(buffer) <= 3:
                 rows[local, layout.FLAGS] &= ~layout.GRAD_DEFINED
             else:  # a tensor or view the user kept must not change: a fresh buffer
                 node._grad_buffer = np.zeros(self._data.shape, self._data.dtype)
@@ -287,8 +290,9 @@ class Tensor:
         return _wrap(self._data)
 
     def detach_(self):
-        """Detach in place: this tensor becomes a leaf that does not require grad."""
-        self._node = None
+        """Detach in place: this tensor becomes a leaf that does not require grad (a leaf keeps its .grad)."""
+        if type(self._node) is not AccumulateGrad:
+            self._node = None
         self._requires_grad = False
         return self
 

@@ -12,6 +12,7 @@ import weakref
 
 import numpy as np
 
+from ..kernels import executor
 from ..kernels import tape as layout
 from ..kernels.executor import MIXED
 from . import tape
@@ -51,6 +52,12 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
         raise NotImplementedError("backward(create_graph=True) is not supported yet")
     if not tensor._requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    numel = int(tape.row(tensor._node._row)[layout.NUMEL])
+    if numel != tensor._data.size:  # .data was given another shape since the node recorded it
+        raise RuntimeError(
+            f"backward: the tensor holds {tensor._data.size} elements but its grad_fn produced {numel}; "
+            "its .data was replaced with a different shape"
+        )
     if gradient is None:
         if tensor._data.size != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
@@ -76,8 +83,18 @@ _arena_cache = _ArenaCache()
 ARENA_CACHE_BYTES = 256 << 20
 
 
+# Backward passes run one at a time: they share leaves' .grad buffers and the rows of
+# shared subgraphs (PyTorch locks AccumulateGrad likewise). Reentrant: a hook may call backward.
+_lock = threading.RLock()
+
+
 def run(root, seed, retain_graph):
     """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph."""
+    with _lock:
+        _run(root, seed, retain_graph)
+
+
+def _run(root, seed, retain_graph):
     chunks = tape.chunk_addresses
     cached = _arena_cache.arena
     _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
@@ -93,9 +110,11 @@ def run(root, seed, retain_graph):
     reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
         reusable = False  # hooks saw views of the arena: never hand it out again
+        planned = executor.slots(chunks, order, count)
         _run_hooks(order[status], arena)
+        executor.restore_slots(tape.chunk_addresses, order, count, planned)
         status, order, count, arena = _execute(
-            dtype, chunks, root._row, seed, 0, retain_graph, status, order, count, arena
+            dtype, tape.chunk_addresses, root._row, seed, 0, retain_graph, status, order, count, arena
         )
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         _arena_cache.arena = arena
@@ -158,6 +177,10 @@ def _run_hooks(r, arena):
     for hook in list(node_ref()._hooks):
         result = hook(current)
         if result is not None:
+            if result._data.dtype != grad.dtype:
+                raise RuntimeError(
+                    f"hook {hook!r} has changed the type of value (was {current.dtype!r}, got {result.dtype!r})"
+                )
             if tuple(result.shape) != tuple(shape):
                 raise RuntimeError(
                     f"hook returned a gradient of shape {tuple(result.shape)}; expected {tuple(shape)}"
