@@ -1,13 +1,26 @@
-"""The one place for compile options.
+"""The one place for compile options, and where compiled code is cached.
 
-``NBGRAD_CACHE=0`` turns Numba's on-disk cache off (for developers editing
-kernels: Numba does not see edits in other files that a cached function calls).
+Numba caches a function beside its source and invalidates the cache only when
+that file changes, not when a kernel it calls (in another file) or an option
+here changes. So nbgrad keeps every kernel's cache in a folder named by a hash
+of all kernel sources and the Numba version: an edit or an upgrade means a new
+folder and a fresh compile, never stale machine code.
+
+- ``NBGRAD_CACHE=0`` turns the on-disk cache off.
+- ``NBGRAD_CACHE_DIR`` chooses the folder; by default it is ``__generated__``
+  beside these kernels when writable (a virtual environment, a checkout),
+  else ``~/.cache/nbgrad`` (or ``$XDG_CACHE_HOME/nbgrad``).
 """
+import contextlib
+import hashlib
 import os
+import shutil
+from pathlib import Path
 
 import numba
 
 CACHE = os.environ.get("NBGRAD_CACHE", "1") != "0"
+KERNELS_DIR = Path(__file__).parent
 
 # fastmath without nnan/ninf: NaN and inf must survive in values and gradients;
 # without afn: exp/log keep libm accuracy, which gradcheck relies on.
@@ -15,14 +28,69 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # error_model="numpy": x / 0 gives inf or nan, as in NumPy and PyTorch, not ZeroDivisionError.
 JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
-# Kernels worth threads: Numba's prange only pays above ~10^5 elements (measured).
-JIT_PARALLEL = dict(JIT, parallel=True)
-PARALLEL_MIN_SIZE = 1 << 17
+
+
+def cache_root():
+    """The folder for nbgrad's generated glue and compiled-code caches."""
+    configured = os.environ.get("NBGRAD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    beside = KERNELS_DIR / "__generated__"
+    try:
+        beside.mkdir(exist_ok=True)
+        if os.access(beside, os.W_OK):
+            return beside
+    except OSError:
+        pass
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nbgrad"
+
+
+def _sources_key():
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(KERNELS_DIR.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+SOURCES_KEY = _sources_key()
+_cache_dir = None
+
+
+def cache_dir():
+    """Numba's cache for this version of the kernels (made, and older versions removed, on first use)."""
+    global _cache_dir
+    if _cache_dir is None:
+        root = cache_root()
+        folder = root / f"numba-{SOURCES_KEY}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in root.glob("numba-*"):  # caches of earlier kernel sources: never read again
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+        _cache_dir = folder
+    return _cache_dir
+
+
+@contextlib.contextmanager
+def _caching_into_our_folder():
+    """Numba picks a function's cache folder when it is decorated: point it at ours meanwhile."""
+    if not CACHE:
+        yield
+        return
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(cache_dir())
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = previous
 
 
 def njit(fn=None, **options):
-    """``numba.njit`` with the project's options (``cache`` always on unless disabled)."""
+    """``numba.njit`` with the project's options and cache folder."""
     opts = dict(JIT, **options)
-    if fn is None:
-        return lambda f: numba.njit(**opts)(f)
-    return numba.njit(**opts)(fn)
+
+    def decorate(f):
+        with _caching_into_our_folder():
+            return numba.njit(**opts)(f)
+
+    return decorate if fn is None else decorate(fn)
