@@ -70,9 +70,10 @@ def prepare(chunks, root, root_grad, epoch, arena):
 
 
 @njit
-def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, dtype):
-    """The whole backward from ``root``, in one call, for a graph of one float ``dtype``
-    (compiled per dtype on first use: a float32 model never compiles float64 kernels).
+def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, like):
+    """The whole backward from ``root``, in one call, for a graph of one float dtype, that of
+    the empty array ``like`` (compiled per dtype on first use: a float32 model never compiles
+    float64 kernels; an array, because Numba's dispatcher types a dtype argument slowly).
 
     Returns ``(status, order, count, arena)``: status DONE (then, without
     retain_graph, ``order[:count]`` are the rows whose saved buffers Python can
@@ -91,7 +92,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
         row = row_at(chunks, order[k])
         if row[FLAGS] & PYTHON and k != resume:
             return k, order, count, arena
-        run_row(chunks, row, base, dtype)
+        run_row(chunks, row, base, like.dtype)
     if not retain_graph:
         count = release(chunks, order, count)
     return DONE, order, count, arena

@@ -21,7 +21,7 @@ from . import tape
 executor_calls = 0
 _epochs = itertools.count(1)
 _ONE = np.ones(1, np.float64)
-_DTYPES = {4: np.float32, 8: np.float64}
+_DTYPES = {4: np.empty(0, np.float32), 8: np.empty(0, np.float64)}  # executor dtype tokens
 _NO_ORDER = np.zeros(0, np.int64)
 _NO_ARENA = np.zeros(0, np.float64)
 _generated = None
