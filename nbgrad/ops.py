@@ -68,13 +68,12 @@ GENERATED = build()
 # --- the recording core -----------------------------------------------------
 _state = grad_mode.state
 _chunks = tape.chunks
-_chunk_addresses = tape.chunk_address_list
+_row_addresses = tape.row_addresses
 _saved = tape.saved
 _alloc_row = tape.alloc_row
 _free_rows_pop = tape.free_rows.pop
 _SHIFT = tape.CHUNK_SHIFT
 _MASK = tape.CHUNK_MASK
-_ROW_BYTES = layout.WIDTH * 8
 
 
 def _apply(op, inputs, arrays, params, out, node_class=None):
@@ -106,15 +105,17 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
                 r = _alloc_row()
             node._row = r
             node._inputs = (n0, n1, n2)[:count]
-            op.forward(*arrays, *params, out, _chunk_addresses[r >> _SHIFT] + (r & _MASK) * _ROW_BYTES,
-                       -1 if n0 is None else n0._row, -1 if n1 is None else n1._row,
-                       -1 if n2 is None else n2._row)
+            rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
+            op.forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             pick = op.pick_saved
             if pick is not None:
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + (out,))
             return _wrap(out, node)
-    op.forward(*arrays, *params, out, 0, -1, -1, -1)
+    op.forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     return _wrap(out)
+
+
+_NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
 
 
 def _same_shape_binary(op, a, b, da, db):
@@ -146,14 +147,13 @@ def _unrolled_binary(op):
             na = a._node if ra else None
             nb = b._node if rb else None
             node._inputs = (na, nb)
-            forward(da, db, out, _chunk_addresses[r >> _SHIFT] + (r & _MASK) * _ROW_BYTES,
-                    na._row if ra else -1, nb._row if rb else -1, -1)
+            forward(da, db, out, _row_addresses[r], na._row if ra else -1, nb._row if rb else -1)
             if pick is not None:
                 _saved[r] = (da, db) if pick is _same else pick((da, db, out))
             t._node = node
             t._requires_grad = True
             return t
-        forward(da, db, out, 0, -1, -1, -1)
+        forward(da, db, out, 0, -1, -1)
         t._node = None
         t._requires_grad = False
         return t

@@ -142,7 +142,8 @@ def _forward_source(op):
     """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none)."""
     params = op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
-    inputs = ", ".join(f"in{i}" for i in range(3))
+    inputs = ", ".join(f"in{i}" for i in range(len(op.inputs)))  # the inputs' rows (-1: no grad)
+    recorded = ", ".join(f"in{i}" if i < len(op.inputs) else "-1" for i in range(3))
     lines = [f"\n\n@njit\ndef forward_{op.name}({args}, row_address, {inputs}):"]
     for name in op.inputs + ("out",):  # C-contiguous arrays of any rank: free views
         lines.append(f"    {name} = {name}.reshape({name}.size)")
@@ -152,7 +153,7 @@ def _forward_source(op):
         lines.append("    " + _call(op.fwd, available, op))
     lines.append("    if row_address:")
     lines.append("        row = view(row_address, WIDTH, np.int64)")
-    lines.append(f"        record(row, {op.opcode}, out, {inputs})")
+    lines.append(f"        record(row, {op.opcode}, out, {recorded})")
     for k, name in enumerate(op.saves):
         lines.append(f"        save(row, {k}, {name})")
     for k, name in enumerate(op.floats):

@@ -17,7 +17,8 @@ CHUNK_MASK = layout.CHUNK_MASK
 
 chunks = []            # int64 arrays (CHUNK_ROWS, WIDTH); never reallocated
 chunk_addresses = np.zeros(0, np.int64)  # for the executor
-chunk_address_list = []  # the same as Python ints, for forward entries
+chunk_address_list = []  # the same as Python ints
+row_addresses = []  # row_addresses[row]: the address of the row, for forward entries
 saved = []             # saved[row]: what keeps the row's saved buffers alive
 free_rows = []
 _grow_lock = threading.Lock()
@@ -34,6 +35,7 @@ def _grow():
         chunks.append(chunk)
         chunk_addresses = np.append(chunk_addresses, chunk.ctypes.data)
         chunk_address_list.append(chunk.ctypes.data)
+        row_addresses.extend(range(chunk.ctypes.data, chunk.ctypes.data + chunk.nbytes, chunk.strides[0]))
         saved.extend([None] * layout.CHUNK_ROWS)
         free_rows.extend(range(first + layout.CHUNK_ROWS - 1, first - 1, -1))
 
