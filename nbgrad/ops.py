@@ -795,13 +795,15 @@ _FLOAT64 = np.dtype(np.float64)
 
 def _operator(op, general):
     """``Tensor.__mul__`` and friends: straight to the unrolled path for two like tensors."""
+    fast = op.same_shape
+
     def method(self, other):
         if type(other) is Tensor:
             da = self._data
             db = other._data
             dtype = da.dtype
             if (dtype is _FLOAT32 or dtype is _FLOAT64) and db.dtype is dtype and da.shape == db.shape:
-                return _same_shape_binary(op, self, other, da, db)
+                return fast(self, other, da, db)
         return general(self, other)
 
     method.__name__ = general.__name__
