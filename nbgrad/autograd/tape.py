@@ -17,12 +17,10 @@ CHUNK_MASK = layout.CHUNK_MASK
 
 chunks = []            # int64 arrays (CHUNK_ROWS, WIDTH); never reallocated
 chunk_addresses = np.zeros(0, np.int64)  # for the executor
-chunk_address_list = []  # the same as Python ints
 row_addresses = []  # row_addresses[row]: the address of the row, for forward entries
 saved = []             # saved[row]: what keeps the row's saved buffers alive
 free_rows = []
 _grow_lock = threading.Lock()
-NO_ROWS = np.zeros((1, layout.WIDTH), np.int64)  # passed to forward entries when nothing is recorded
 
 
 def _grow():
@@ -34,7 +32,6 @@ def _grow():
         first = len(chunks) * layout.CHUNK_ROWS
         chunks.append(chunk)
         chunk_addresses = np.append(chunk_addresses, chunk.ctypes.data)
-        chunk_address_list.append(chunk.ctypes.data)
         row_addresses.extend(range(chunk.ctypes.data, chunk.ctypes.data + chunk.nbytes, chunk.strides[0]))
         saved.extend([None] * layout.CHUNK_ROWS)
         free_rows.extend(range(first + layout.CHUNK_ROWS - 1, first - 1, -1))
@@ -49,15 +46,6 @@ def alloc_row():
         return free_rows.pop()
 
 
-def free_row(row):
-    saved[row] = None
-    free_rows.append(row)
-
-
 def row(r):
     """Row ``r`` as a writable int64 view (for Python-side reads and rare writes)."""
     return chunks[r >> CHUNK_SHIFT][r & CHUNK_MASK]
-
-
-def addresses():
-    return chunk_addresses
