@@ -70,20 +70,33 @@ def prepare(chunks, root, root_grad, epoch, arena):
 
 
 @njit
-def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, like):
-    """The whole backward from ``root``, in one call, for a graph of one float dtype, that of
-    the empty array ``like`` (compiled per dtype on first use: a float32 model never compiles
-    float64 kernels; an array, because Numba's dispatcher types a dtype argument slowly).
+def run_row_of(chunks, row, base, like):
+    """``run_row`` in the dtype of ``like``, or (``like`` None: a mixed graph) in the row's own."""
+    if like is None:  # Numba prunes the branch that does not apply, at compile time
+        if row[ITEMSIZE] == 4:
+            run_row(chunks, row, base, np.float32)
+        else:
+            run_row(chunks, row, base, np.float64)
+    else:
+        run_row(chunks, row, base, like.dtype)
 
-    Returns ``(status, order, count, arena)``: status DONE (then, without
-    retain_graph, ``order[:count]`` are the rows whose saved buffers Python can
-    drop), or the position in ``order`` of a Python row (call again with
-    ``resume`` set to it), or ``-2 - row`` for a row whose saved buffers were
-    already released, or MIXED: the graph mixes dtypes, call ``execute_mixed``.
+
+@njit
+def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, like):
+    """The whole backward from ``root``, in one call.
+
+    ``like`` is an empty array of the graph's float dtype (compiled per dtype on
+    first use: a float32 model never compiles float64 kernels; an array, because
+    Numba's dispatcher types a dtype argument slowly), or None for a graph that
+    mixes dtypes. Returns ``(status, order, count, arena)``: status DONE (then,
+    without retain_graph, ``order[:count]`` are the rows whose saved buffers
+    Python can drop), or the position in ``order`` of a Python row (call again
+    with ``resume`` set to it), or ``-2 - row`` for a row whose saved buffers
+    were already released, or MIXED: call again with ``like`` None.
     """
     if resume < 0:
         status, order, count, arena, mixed = prepare(chunks, root, root_grad, epoch, arena)
-        if mixed:
+        if mixed and like is not None:
             return MIXED, order, count, arena
         if status != DONE:
             return status, order, count, arena
@@ -92,28 +105,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
         row = row_at(chunks, order[k])
         if row[FLAGS] & PYTHON and k != resume:
             return k, order, count, arena
-        run_row(chunks, row, base, like.dtype)
-    if not retain_graph:
-        count = release(chunks, order, count)
-    return DONE, order, count, arena
-
-
-@njit
-def execute_mixed(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena):
-    """``execute`` for a graph that mixes float32 and float64 rows."""
-    if resume < 0:
-        status, order, count, arena, mixed = prepare(chunks, root, root_grad, epoch, arena)
-        if status != DONE:
-            return status, order, count, arena
-    base = arena.ctypes.data
-    for k in range(max(resume, 0), count):
-        row = row_at(chunks, order[k])
-        if row[FLAGS] & PYTHON and k != resume:
-            return k, order, count, arena
-        if row[ITEMSIZE] == 4:
-            run_row(chunks, row, base, np.float32)
-        else:
-            run_row(chunks, row, base, np.float64)
+        run_row_of(chunks, row, base, like)
     if not retain_graph:
         count = release(chunks, order, count)
     return DONE, order, count, arena

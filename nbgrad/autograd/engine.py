@@ -42,8 +42,6 @@ def _execute(dtype, *args):
 
         _generated = ops.GENERATED
     executor_calls += 1
-    if dtype is None:
-        return _generated.execute_mixed(*args)
     return _generated.execute(*args, dtype)
 
 
