@@ -350,7 +350,12 @@ def _scalar_op(op, x, p, node_class=None, dtype=None):
             p = int(p)
             if not -(1 << 63) <= p < (1 << 63):
                 raise RuntimeError(f"{op.name}: value {p} cannot be converted to type int64 without overflow")
-    return _apply(op, (x, None), (data,), (p,), np.empty(data.shape, data.dtype), node_class)
+    inputs = (x,) if op in _ONE_ENTRY else (x, None)  # next_functions as long as PyTorch's
+    return _apply(op, inputs, (data,), (p,), np.empty(data.shape, data.dtype), node_class)
+
+
+# PyTorch's nodes for `1 - x`, `x ** 2` and `2 ** x` list only the tensor in next_functions.
+_ONE_ENTRY = {RSUB_SCALAR, POW_SCALAR, RPOW_SCALAR}
 
 
 _SUB_NODE = SUB.node_class

@@ -264,3 +264,11 @@ def test_the_classic_tutorial_runs_unchanged(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert x.grad is not None
+
+
+def test_next_functions_lengths_match_pytorch_for_scalar_ops():
+    x = torch.ones(2, requires_grad=True)
+    lengths = {2: [x + 2, x - 1, x * 2, x / 2], 1: [1 - x, x ** 2, 2 ** x]}
+    for length, results in lengths.items():
+        for result in results:
+            assert len(result.grad_fn.next_functions) == length, result.grad_fn

@@ -14,7 +14,7 @@ from .node import node_class
 OPCODE_PYTHON = 1  # rows of Python Functions: the executor hands them back to Python
 
 
-@dataclass
+@dataclass(eq=False)  # ops compare and hash by identity
 class Op:
     """One op: a forward kernel and, per input, a backward kernel (None: no gradient).
 
