@@ -9,6 +9,7 @@ Tensor methods at the end of this file.
 import builtins
 import math
 import numbers
+import threading
 
 import numpy as np
 
@@ -281,6 +282,26 @@ def _broadcast_plan(small_shape, shape):
 _binary_plans = {}
 
 
+class _ScratchBuffers(threading.local):
+    by_key = None
+
+
+_scratch_buffers = _ScratchBuffers()
+_SCRATCH_MAX = 1 << 22  # elements: a larger broadcast gets its own allocation, not a resident buffer
+
+
+def _scratch(i, numel, dtype):
+    """A per-thread buffer for broadcasting input ``i`` of an op that does not save it (a bias
+    add): the kernel reads it only during the call, so one buffer serves every call."""
+    buffers = _scratch_buffers.by_key
+    if buffers is None:
+        buffers = _scratch_buffers.by_key = {}
+    buffer = buffers.get((i, dtype))
+    if buffer is None or buffer.size < numel:
+        buffer = buffers[(i, dtype)] = np.empty(numel, dtype)
+    return buffer[:numel]
+
+
 def _binary_broadcast(sa, sb, op):
     """The output shape of ``sa`` op ``sb`` and, per input, None or (shape, strides, numel) to broadcast it."""
     key = (sa, sb)
@@ -320,11 +341,14 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
                       node_class)
     shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
     arrays = []
-    for data, plan in zip((da, db), plans):
+    for i, (data, plan) in enumerate(zip((da, db), plans)):
         if plan is None:
             arrays.append(data)
         else:
-            flat = np.empty(plan[2], data.dtype)
+            if op.saves or plan[2] > _SCRATCH_MAX:
+                flat = np.empty(plan[2], data.dtype)
+            else:
+                flat = _scratch(i, plan[2], data.dtype)
             movement.gather(data.reshape(-1), plan[0], plan[1], flat)
             arrays.append(flat)
     result = _apply(op, (a, b), tuple(arrays), (), np.empty(shape, numpy_dtype), node_class)
