@@ -105,7 +105,10 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             except IndexError:
                 r = _alloc_row()
             node._row = r
-            node._inputs = (n0, n1, n2)[:count]
+            node._arity = count
+            node._in0 = n0
+            node._in1 = n1
+            node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
             op.forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             pick = op.pick_saved
@@ -147,7 +150,10 @@ def _unrolled_binary(op):
             node._row = r
             na = a._node if ra else None
             nb = b._node if rb else None
-            node._inputs = (na, nb)
+            node._arity = 2
+            node._in0 = na
+            node._in1 = nb
+            node._in2 = None
             forward(da, db, out, _row_addresses[r], na._row if ra else -1, nb._row if rb else -1)
             if pick is not None:
                 _saved[r] = (da, db) if pick is _same else pick((da, db, out))

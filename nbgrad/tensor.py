@@ -82,7 +82,8 @@ def _leaf_node(tensor):
     node = AccumulateGrad()
     r = tape.alloc_row()
     node._row = r
-    node._inputs = ()
+    node._arity = 0
+    node._in0 = node._in1 = node._in2 = None
     node.variable_ref = weakref.ref(tensor)
     node._grad_buffer = np.zeros(tensor._data.shape, tensor._data.dtype)
     node._grad_tensor = None

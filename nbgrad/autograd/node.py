@@ -12,7 +12,10 @@ class Node:
     ``(None, 0)`` for an input that needs no gradient."""
 
     # _grad_buffer/_grad_tensor: .grad of a retain_grad() result; _hooks: register_hook's
-    __slots__ = ("_row", "_inputs", "_grad_buffer", "_grad_tensor", "_hooks", "__weakref__")
+    # _in0.._in2: the input nodes (None: no gradient); _arity: how many. Slots, not a tuple:
+    # one object fewer per op for the allocator and the cyclic GC.
+    __slots__ = ("_row", "_arity", "_in0", "_in1", "_in2", "_grad_buffer", "_grad_tensor", "_hooks",
+                 "__weakref__")
 
     def __del__(self, _saved=tape.saved, _free=tape.free_rows.append):
         try:
@@ -21,6 +24,10 @@ class Node:
             return
         _saved[r] = None
         _free(r)
+
+    @property
+    def _inputs(self):
+        return (self._in0, self._in1, self._in2)[:self._arity]
 
     @property
     def next_functions(self):
