@@ -122,11 +122,6 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
 _NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
 
 
-def _same_shape_binary(op, a, b, da, db):
-    """``_apply`` for two tensors of one shape and dtype (the commonest op of all)."""
-    return op.same_shape(a, b, da, db)
-
-
 def _unrolled_binary(op):
     """``_apply`` unrolled for ``op`` on two like tensors, with the op's fields bound as locals:
     this path is a third faster than the general one, and it is what small models run."""
@@ -322,19 +317,24 @@ def _binary_broadcast(sa, sb, op):
     return found
 
 
-def _broadcast_to(data, shape):
-    """Flat contiguous values of ``data`` broadcast to ``shape``, and the strides to sum them back."""
-    big, strides = _broadcast_plan(data.shape, shape)
-    flat = np.empty(math.prod(shape), data.dtype)
-    movement.gather(data.reshape(-1), big, strides, flat)
-    return flat, big, strides
+def _broadcast_input(data, plan, i, scratch):
+    """Flat values of ``data`` (input ``i``) broadcast by ``plan``; with ``scratch`` into a
+    per-thread buffer, for ops that read their inputs only during the call."""
+    if plan is None:
+        return data
+    if scratch and plan[2] <= _SCRATCH_MAX:
+        flat = _scratch(i, plan[2], data.dtype)
+    else:
+        flat = np.empty(plan[2], data.dtype)
+    movement.gather(data.reshape(-1), plan[0], plan[1], flat)
+    return flat
 
 
 def _tensor_binary(op, a, b, node_class=None, dtype=None):
     da, db = a._data, b._data
     if dtype is None and da.dtype == db.dtype:
         if da.shape == db.shape and node_class is None:
-            return _same_shape_binary(op, a, b, da, db)
+            return op.same_shape(a, b, da, db)
         numpy_dtype = da.dtype
     else:
         dtype = dtype or dtypes.result_type(a, b)
@@ -346,18 +346,8 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
         return _apply(op, (a, b), (da, db), (), np.empty(da.shape, numpy_dtype),
                       node_class)
     shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
-    arrays = []
-    for i, (data, plan) in enumerate(zip((da, db), plans)):
-        if plan is None:
-            arrays.append(data)
-        else:
-            if op.saves or plan[2] > _SCRATCH_MAX:
-                flat = np.empty(plan[2], data.dtype)
-            else:
-                flat = _scratch(i, plan[2], data.dtype)
-            movement.gather(data.reshape(-1), plan[0], plan[1], flat)
-            arrays.append(flat)
-    result = _apply(op, (a, b), tuple(arrays), (), np.empty(shape, numpy_dtype), node_class)
+    arrays = (_broadcast_input(da, plans[0], 0, not op.saves), _broadcast_input(db, plans[1], 1, not op.saves))
+    result = _apply(op, (a, b), arrays, (), np.empty(shape, numpy_dtype), node_class)
     if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
         r = result._node._row
         for i, plan in enumerate(plans):
@@ -389,7 +379,6 @@ _ONE_ENTRY = {RSUB_SCALAR, POW_SCALAR, RPOW_SCALAR}
 
 
 _SUB_NODE = SUB.node_class
-_RSUB_NODE = RSUB_SCALAR.node_class
 
 
 def add(input, other, alpha=1):
@@ -750,7 +739,8 @@ def _flat_contiguous(t):
 
 
 def _expand(t, shape):
-    """``t`` broadcast to ``shape`` as a differentiable copy (an add of zeros would cost more)."""
+    """``t`` broadcast to ``shape`` as a differentiable copy: an add of zeros, whose backward
+    sums the gradient back to ``t``'s shape (only batched matmuls with partly broadcast batches)."""
     zeros = _wrap(np.zeros(shape, t._data.dtype))
     return _tensor_binary(ADD, t, zeros)
 
@@ -778,11 +768,10 @@ def _compare(name, input, other):
     b = _wrap(np.asarray(other, dtype.numpy)) if _is_scalar(other) else _as_tensor(other, name)
     da = a._data.astype(dtype.numpy, copy=False)
     db = b._data.astype(dtype.numpy, copy=False)
-    shape = _broadcast_shape(da.shape, db.shape, name)
-    fa = da.reshape(-1) if da.shape == shape and da.flags.c_contiguous else _broadcast_to(da, shape)[0]
-    fb = db.reshape(-1) if db.shape == shape and db.flags.c_contiguous else _broadcast_to(db, shape)[0]
+    shape, plans = _binary_broadcast(da.shape, db.shape, name)
     out = np.empty(shape, np.bool_)
-    ew.compare(fa, fb, _COMPARISONS[name], out.reshape(-1))
+    ew.compare(_broadcast_input(da, plans[0], 0, True).reshape(-1), _broadcast_input(db, plans[1], 1, True).reshape(-1),
+               _COMPARISONS[name], out.reshape(-1))
     return _wrap(out)
 
 
