@@ -3,8 +3,9 @@
 The executor (generated in ``codegen`` from the op declarations) plans the
 reachable rows, runs every backward kernel and accumulates into ``.grad``. It
 returns to Python only at rows flagged PYTHON (tensor hooks), which split the
-walk into compiled segments; Python runs the hooks on the gradient in the
-executor's arena and calls it again from there.
+walk into compiled segments: Python runs the hooks on the gradient in the
+executor's arena and calls it again from there. (A graph that mixes float32 and
+float64 is found out by the first call and walked by a second one.)
 """
 import itertools
 import threading
@@ -34,15 +35,15 @@ SECOND_BACKWARD = (
 )
 
 
-def _execute(dtype, *args):
-    """One call of the executor compiled for ``dtype`` (None: a graph of mixed dtypes)."""
+def _execute(like, *args):
+    """One call of the executor for the dtype of the empty array ``like`` (None: mixed dtypes)."""
     global executor_calls, _generated
     if _generated is None:
         from .. import ops
 
         _generated = ops.GENERATED
     executor_calls += 1
-    return _generated.execute(*args, dtype)
+    return _generated.execute(*args, like)
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
