@@ -123,6 +123,69 @@ def relu_bwd(g, out, gx):
             gx[i] += g[i]
 
 
+@njit
+def abs_fwd(x, out):
+    """out = |x|"""
+    for i in range(out.size):
+        out[i] = abs(x[i])
+
+
+@njit
+def abs_bwd(g, x, gx):
+    """gx += g sign(x); sign(0) = 0 and NaN stays NaN, as PyTorch"""
+    for i in range(g.size):
+        v = x[i]
+        gx[i] += g[i] * (1 if v > 0 else (-1 if v < 0 else v * 0))
+
+
+@njit
+def sin_fwd(x, out):
+    """out = sin(x)"""
+    for i in range(out.size):
+        out[i] = math.sin(x[i])
+
+
+@njit
+def sin_bwd(g, x, gx):
+    """gx += g cos(x)"""
+    for i in range(g.size):
+        gx[i] += g[i] * math.cos(x[i])
+
+
+@njit
+def cos_fwd(x, out):
+    """out = cos(x)"""
+    for i in range(out.size):
+        out[i] = math.cos(x[i])
+
+
+@njit
+def cos_bwd(g, x, gx):
+    """gx -= g sin(x)"""
+    for i in range(g.size):
+        gx[i] -= g[i] * math.sin(x[i])
+
+
+@njit
+def clamp_fwd(x, low, high, out):
+    """out = min(max(x, low), high); NaN stays NaN (absent bounds are -inf and inf)"""
+    for i in range(out.size):
+        v = x[i]
+        if v < low:
+            v = low
+        if v > high:
+            v = high
+        out[i] = v
+
+
+@njit
+def clamp_bwd(g, x, low, high, gx):
+    """gx += g where low <= x <= high"""
+    for i in range(g.size):
+        if low <= x[i] <= high:
+            gx[i] += g[i]
+
+
 # Ops with a Python scalar: the scalar is the float parameter ``p``.
 
 @njit
@@ -244,17 +307,10 @@ def mul_fwd(a, b, out):
 
 
 @njit
-def mul_bwd_a(g, a, b, ga):
-    """ga += g b"""
+def mul_bwd(g, a, b, ga):
+    """ga += g b (and, swapped, gb += g a)"""
     for i in range(g.size):
         ga[i] += g[i] * b[i]
-
-
-@njit
-def mul_bwd_b(g, a, b, gb):
-    """gb += g a"""
-    for i in range(g.size):
-        gb[i] += g[i] * a[i]
 
 
 @njit
@@ -300,6 +356,55 @@ def pow_bwd_b(g, a, b, out, gb):
         if a[i] == 0 and b[i] >= 0:
             continue
         gb[i] += g[i] * out[i] * math.log(a[i]) if a[i] > 0 else g[i] * math.nan
+
+
+@njit
+def maximum_fwd(a, b, out):
+    """out = max(a, b); NaN when either is NaN"""
+    for i in range(out.size):
+        x, y = a[i], b[i]
+        out[i] = x if x > y or x != x else y
+
+
+@njit
+def minimum_fwd(a, b, out):
+    """out = min(a, b); NaN when either is NaN"""
+    for i in range(out.size):
+        x, y = a[i], b[i]
+        out[i] = x if x < y or x != x else y
+
+
+@njit
+def chosen_bwd(g, a, b, out, ga):
+    """maximum/minimum: ga += g where a was chosen (a == out), half of it on a tie, as PyTorch"""
+    for i in range(g.size):
+        if a[i] == b[i]:
+            ga[i] += g[i] / 2
+        elif a[i] == out[i] or a[i] != a[i]:
+            ga[i] += g[i]
+
+
+@njit
+def where_fwd(condition, a, b, out):
+    """out = a where condition else b"""
+    for i in range(out.size):
+        out[i] = a[i] if condition[i] else b[i]
+
+
+@njit
+def where_bwd_a(g, condition, ga):
+    """ga += g where condition"""
+    for i in range(g.size):
+        if condition[i]:
+            ga[i] += g[i]
+
+
+@njit
+def where_bwd_b(g, condition, gb):
+    """gb += g where not condition"""
+    for i in range(g.size):
+        if not condition[i]:
+            gb[i] += g[i]
 
 
 @njit

@@ -15,6 +15,7 @@ from .movement import scatter_add
 from .tape import (
     BCAST,
     BCAST_SIZE,
+    BROADCAST_INPUTS,
     DEPS,
     FLAGS,
     GRAD_BUF,
@@ -144,7 +145,7 @@ def input_grad(chunks, row, i, arena_address, dtype):
     if j < 0:
         return np.empty(0, dtype)
     block = BCAST + i * BCAST_SIZE
-    ndim = row[block]
+    ndim = row[block] if i < BROADCAST_INPUTS else 0
     if ndim > 0:
         numel = 1
         for d in range(ndim):
@@ -156,6 +157,8 @@ def input_grad(chunks, row, i, arena_address, dtype):
 @njit
 def sum_to_input(chunks, row, i, arena_address, grad, scale):
     """If input ``i`` was broadcast, add ``scale * grad`` summed back to its shape and return True."""
+    if i >= BROADCAST_INPUTS:
+        return False
     block = BCAST + i * BCAST_SIZE
     ndim = row[block]
     j = row[IN + i]

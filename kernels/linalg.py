@@ -55,3 +55,36 @@ def matmul_bwd_b(g, a, batch_a, batch_b, m, k, n, gemm, gb):
     for i in range(max(batch_a, batch_b)):
         _product(gemm, TRANS, NO_TRANS, k, n, m, a, (i if batch_a > 1 else 0) * m * k,
                  g, i * m * n, 1.0, gb, (i if batch_b > 1 else 0) * k * n)
+
+
+# linear: out = x @ w^T + b for x holding m rows of k, w (n, k) and b (n,) or empty (no bias).
+
+@njit
+def linear_fwd(x, w, b, m, k, n, gemm, out):
+    """out = x @ w^T + b: the bias is copied into each row, then one gemm accumulates onto it"""
+    beta = 0.0
+    if b.size:
+        for r in range(m):
+            out[r * n:(r + 1) * n] = b
+        beta = 1.0
+    _product(gemm, NO_TRANS, TRANS, m, n, k, x, 0, w, 0, beta, out, 0)
+
+
+@njit
+def linear_bwd_x(g, w, m, k, n, gemm, gx):
+    """gx += g @ w"""
+    _product(gemm, NO_TRANS, NO_TRANS, m, k, n, g, 0, w, 0, 1.0, gx, 0)
+
+
+@njit
+def linear_bwd_w(g, x, m, k, n, gemm, gw):
+    """gw += g^T @ x"""
+    _product(gemm, TRANS, NO_TRANS, n, k, m, g, 0, x, 0, 1.0, gw, 0)
+
+
+@njit
+def linear_bwd_b(g, m, n, gb):
+    """gb += g summed over the rows"""
+    for r in range(m):
+        for j in range(n):
+            gb[j] += g[r * n + j]

@@ -110,12 +110,65 @@ def reduce_bwd(g, shape, strides, scale, gx):
 
 
 @njit
-def permute_fwd(x, shape, strides, out):
-    """out = x with dimensions permuted; ``strides`` are x's, in out's order"""
-    gather(x, shape, strides, out)
+def strided_fwd(x, offset, shape, strides, out):
+    """out = the elements of x at ``offset`` + index . ``strides`` (a permutation, an expansion, a slice)"""
+    gather(x[offset:], shape, strides, out)
 
 
 @njit
-def permute_bwd(g, shape, strides, gx):
-    """gx += g with the permutation undone"""
-    scatter_add(g, shape, strides, 1.0, gx)
+def strided_bwd(g, offset, shape, strides, gx):
+    """gx += g put back where each element came from (overlapping reads accumulate)"""
+    scatter_add(g, shape, strides, 1.0, gx[offset:])
+
+
+@njit
+def take_fwd(x, index, inner, out):
+    """out[i, :] = x[index[i], :] for blocks of ``inner`` elements (advanced indexing)"""
+    for i in range(index.size):
+        source = index[i] * inner
+        for j in range(inner):
+            out[i * inner + j] = x[source + j]
+
+
+@njit
+def take_bwd(g, index, inner, gx):
+    """gx[index[i], :] += g[i, :]; repeated indices accumulate"""
+    for i in range(index.size):
+        target = index[i] * inner
+        for j in range(inner):
+            gx[target + j] += g[i * inner + j]
+
+
+@njit
+def copy_block(x, outer, offset, total, out):
+    """out[o, offset:offset + size] = x[o, :] for each of ``outer`` rows of ``total`` elements
+    (the forward of cat, one input at a time)"""
+    size = x.size // outer if outer else 0
+    for o in range(outer):
+        for j in range(size):
+            out[o * total + offset + j] = x[o * size + j]
+
+
+@njit
+def _block_add(g, outer, offset, size, total, gx):
+    for o in range(outer):
+        for j in range(size):
+            gx[o * size + j] += g[o * total + offset + j]
+
+
+# A cat row has up to three inputs, each a block of every one of ``outer`` rows: a, b and
+# the rest (another cat row, over the remaining inputs, whose gradient is just its block).
+
+@njit
+def cat_bwd_a(g, outer, size_a, size_b, size_rest, ga):
+    _block_add(g, outer, 0, size_a, size_a + size_b + size_rest, ga)
+
+
+@njit
+def cat_bwd_b(g, outer, size_a, size_b, size_rest, gb):
+    _block_add(g, outer, size_a, size_b, size_a + size_b + size_rest, gb)
+
+
+@njit
+def cat_bwd_rest(g, outer, size_a, size_b, size_rest, grest):
+    _block_add(g, outer, size_a + size_b, size_rest, size_a + size_b + size_rest, grest)

@@ -17,3 +17,32 @@ def sum_all_bwd(g, scale, gx):
     grad = g[0] * scale
     for i in range(gx.size):
         gx[i] += grad
+
+
+@njit
+def select_fwd(x, indices, outer, n, inner, largest, out):
+    """out = max (``largest`` 1) or min (0) of x seen as (outer, n, inner) over n, ``indices``
+    where it was found (the first one; a NaN wins, as PyTorch)"""
+    for o in range(outer):
+        for j in range(inner):
+            base = o * n * inner + j
+            best = x[base]
+            at = 0
+            for k in range(1, n):
+                if best != best:
+                    break
+                v = x[base + k * inner]
+                if v != v or (v > best if largest else v < best):
+                    best = v
+                    at = k
+            out[o * inner + j] = best
+            indices[o * inner + j] = at
+
+
+@njit
+def select_bwd(g, indices, outer, n, inner, gx):
+    """gx += g at the selected elements"""
+    for o in range(outer):
+        for j in range(inner):
+            r = o * inner + j
+            gx[(o * n + indices[r]) * inner + j] += g[r]

@@ -35,9 +35,10 @@ FLOATS = 17      # 2 float parameters, stored as bit patterns
 INTS = 19        # 6 int parameters
 SHAPES = 25      # 2 shape parameters, each [ndim, d0 .. d7]
 SHAPE_SIZE = 1 + MAX_NDIM
+BROADCAST_INPUTS = 2  # inputs 0 and 1 may be broadcast (a third input has the output's shape)
 BCAST = SHAPES + 2 * SHAPE_SIZE  # per broadcast input i < 2: [ndim, shape[8], strides[8]]
 BCAST_SIZE = 1 + 2 * MAX_NDIM
-WIDTH = BCAST + 2 * BCAST_SIZE
+WIDTH = BCAST + BROADCAST_INPUTS * BCAST_SIZE
 
 # FLAGS bits.
 NEEDS_SAVED = 1   # backward reads saved buffers

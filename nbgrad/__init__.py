@@ -9,7 +9,7 @@
 tensor([[4.5000, 4.5000],
         [4.5000, 4.5000]])
 """
-from . import autograd, dtypes
+from . import autograd, dtypes, nn
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import bool_ as bool
 from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
@@ -37,24 +37,39 @@ from .factories import (
     zeros_like,
 )
 from .ops import (
+    abs,
     add,
     all,
     any,
+    argmax,
+    argmin,
+    cat,
+    clamp,
+    clip,
     clone,
+    concat,
+    concatenate,
     contiguous,
+    cos,
     div,
     divide,
     eq,
     equal,
     exp,
+    expand,
     flatten,
     ge,
     gt,
     le,
     log,
+    log_softmax,
     lt,
     matmul,
+    max,
+    maximum,
     mean,
+    min,
+    minimum,
     mm,
     mul,
     ne,
@@ -66,14 +81,22 @@ from .ops import (
     reshape,
     rsub,
     sigmoid,
+    sin,
+    softmax,
     sqrt,
+    squeeze,
+    stack,
+    std,
     sub,
     sum,
     t,
     tanh,
     transpose,
     true_divide,
+    unsqueeze,
+    var,
     view,
+    where,
 )
 from .tensor import Size, Tensor, device
 

@@ -16,8 +16,8 @@ import numpy as np
 from . import dtypes
 from .autograd import grad_mode, tape
 from .autograd.node import node_class
-from .autograd.registry import _same, build, declare
-from .kernels import blas, linalg, movement, reduce
+from .autograd.registry import Swapped, _same, build, declare
+from .kernels import blas, linalg, movement, nn, reduce
 from .kernels import elementwise as ew
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
@@ -31,6 +31,10 @@ SQRT = declare("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out
 TANH = declare("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",))
 SIGMOID = declare("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",))
 RELU = declare("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
+ABS = declare("abs", "AbsBackward0", ew.abs_fwd, (ew.abs_bwd,), saves=("x",))
+SIN = declare("sin", "SinBackward0", ew.sin_fwd, (ew.sin_bwd,), saves=("x",))
+COS = declare("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",))
+CLAMP = declare("clamp", "ClampBackward1", ew.clamp_fwd, (ew.clamp_bwd,), floats=("low", "high"), saves=("x",))
 
 ADD_SCALAR = declare("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
 MUL_SCALAR = declare("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",))
@@ -45,24 +49,51 @@ RPOW_SCALAR = declare("rpow_scalar", "PowBackward2", ew.rpow_scalar_fwd, (ew.rpo
 
 ADD = declare("add", "AddBackward0", ew.add_fwd, (ew.identity_bwd, ew.identity_bwd), inputs=("a", "b"))
 SUB = declare("sub", "SubBackward0", ew.sub_fwd, (ew.identity_bwd, ew.neg_bwd), inputs=("a", "b"))
-MUL = declare("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd_a, ew.mul_bwd_b), inputs=("a", "b"),
+MUL = declare("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd, Swapped(ew.mul_bwd)), inputs=("a", "b"),
               saves=("a", "b"))
 DIV = declare("div", "DivBackward0", ew.div_fwd, (ew.div_bwd_a, ew.div_bwd_b), inputs=("a", "b"),
               saves=("a", "b"))
 POW = declare("pow", "PowBackward1", ew.pow_fwd, (ew.pow_bwd_a, ew.pow_bwd_b), inputs=("a", "b"),
               saves=("a", "b", "out"))
+MAXIMUM = declare("maximum", "MaximumBackward0", ew.maximum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
+                  inputs=("a", "b"), saves=("a", "b", "out"))
+MINIMUM = declare("minimum", "MinimumBackward0", ew.minimum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
+                  inputs=("a", "b"), saves=("a", "b", "out"))
+WHERE = declare("where", "WhereBackward0", ew.where_fwd, (ew.where_bwd_a, ew.where_bwd_b), inputs=("a", "b"),
+                arrays=(("condition", "bool_"),), saves=("condition",))
 
 TO = declare("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
 CLONE = declare("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
 VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,))
-PERMUTE = declare("permute", "PermuteBackward0", movement.permute_fwd, (movement.permute_bwd,),
-                  shapes=("shape", "strides"))
+# Permutations, expansions and basic indexing: elements read at offset + index . strides.
+STRIDED = declare("strided", "PermuteBackward0", movement.strided_fwd, (movement.strided_bwd,),
+                  ints=("offset",), shapes=("shape", "strides"))
+TAKE = declare("take", "IndexBackward0", movement.take_fwd, (movement.take_bwd,),
+               arrays=(("index", "int64"),), ints=("inner",), saves=("index",))
+# Concatenation: a row holds two inputs and the rest (a hidden cat row); the forward copies in Python's loop.
+_CAT_NODES = {name: node_class(name, many_inputs=True) for name in ("CatBackward0", "StackBackward0")}
+CAT = declare("cat", "CatBackward0", None, (movement.cat_bwd_a, movement.cat_bwd_b, movement.cat_bwd_rest),
+              inputs=("a", "b", "rest"), ints=("outer", "size_a", "size_b", "size_rest"))
 
 SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), floats=("scale",))
 SUM_DIMS = declare("sum_dims", "SumBackward1", movement.reduce_fwd, (movement.reduce_bwd,),
                    floats=("scale",), shapes=("shape", "strides"))
+SELECT = declare("select", "MaxBackward0", reduce.select_fwd, (reduce.select_bwd,),
+                 arrays=(("indices", "int64"),), ints=("outer", "n", "inner", "largest"), saves=("indices",))
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
                  inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
+LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
+                 (linalg.linear_bwd_x, linalg.linear_bwd_w, linalg.linear_bwd_b), inputs=("x", "w", "b"),
+                 ints=("m", "k", "n", "gemm"), saves=("x", "w"))
+SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
+                  ints=("outer", "n", "inner", "take_log"), saves=("out",))
+LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.log_softmax_bwd,),
+                      ints=("outer", "n", "inner", "take_log"), saves=("out",))
+NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
+                   arrays=(("target", "int64"), ("weight", None)), ints=("n", "inner", "ignore_index", "reduction"),
+                   saves=("target", "weight"))
+MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
+                   ints=("reduction",), saves=("a", "b"))
 
 GENERATED = build()
 
@@ -113,7 +144,7 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             op.forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             pick = op.pick_saved
             if pick is not None:
-                _saved[r] = pick(arrays) if pick is _same else pick(arrays + (out,))
+                _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
             return _wrap(out, node)
     op.forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     return _wrap(out)
@@ -246,10 +277,87 @@ def relu(input):
     return _unary(RELU, input, float_only=False)
 
 
+def abs(input):
+    """|input|"""
+    return _unary(ABS, input, float_only=False)
+
+
+def sin(input):
+    """Sine."""
+    return _unary(SIN, input)
+
+
+def cos(input):
+    """Cosine."""
+    return _unary(COS, input)
+
+
+def clamp(input, min=None, max=None):
+    """``input`` limited to [min, max] (either may be None); the gradient flows where it is not clipped."""
+    if min is None and max is None:
+        raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+    bounds = [b for b in (min, max) if b is not None]
+    for b in bounds:
+        if not _is_scalar(b):
+            raise TypeError(f"clamp: 'min' and 'max' must be numbers, got {type(b).__name__}")
+    x = _to_dtype(input, dtypes.result_type(input, *bounds))
+    low = -math.inf if min is None else float(min)
+    high = math.inf if max is None else float(max)
+    data = x._data
+    return _apply(CLAMP, (x,), (data,), (low, high), np.empty(data.shape, data.dtype))
+
+
+clip = clamp
+
+
+def _binary_tensors(name, input, other):
+    """Both operands as tensors of their promoted dtype (Python numbers welcome)."""
+    a = input if isinstance(input, Tensor) else None
+    b = other if isinstance(other, Tensor) else None
+    if a is None and b is None:
+        raise TypeError(f"{name}(): expected a Tensor, got {type(input).__name__} and {type(other).__name__}")
+    dtype = dtypes.result_type(a if a is not None else input, b if b is not None else other)
+    a = _to_dtype(_as_tensor(input, name), dtype) if a is None else _to_dtype(a, dtype)
+    b = _to_dtype(_as_tensor(other, name), dtype) if b is None else _to_dtype(b, dtype)
+    return a, b
+
+
+def maximum(input, other):
+    """Elementwise maximum, broadcasting; on ties each input gets half the gradient."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("maximum(): argument 'other' must be Tensor")
+    return _tensor_binary(MAXIMUM, *_binary_tensors("maximum", input, other))
+
+
+def minimum(input, other):
+    """Elementwise minimum, broadcasting; on ties each input gets half the gradient."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("minimum(): argument 'other' must be Tensor")
+    return _tensor_binary(MINIMUM, *_binary_tensors("minimum", input, other))
+
+
+def where(condition, input=None, other=None):
+    """``input`` where ``condition`` else ``other``, broadcasting all three; ``where(condition)``
+    gives the indices of the true elements, one int64 tensor per dimension."""
+    cond = _as_tensor(condition, "where")
+    if cond.dtype is not dtypes.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                           f"{cond.dtype.name.capitalize()}")
+    if input is None and other is None:
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(cond._data))
+    a, b = _binary_tensors("where", input, other)
+    shape = _broadcast_shape(_broadcast_shape(a._data.shape, b._data.shape, "where"), cond._data.shape, "where")
+    numel = math.prod(shape)
+    plans = [None if t._data.shape == shape else _broadcast_plan(t._data.shape, shape) + (numel,) for t in (a, b)]
+    condition = _broadcast_input(cond._data, None if cond._data.shape == shape else
+                                 _broadcast_plan(cond._data.shape, shape) + (numel,), 2, False)
+    return _apply_broadcast(WHERE, (a, b), plans, (condition,), np.empty(shape, a._data.dtype))
+
+
 # --- arithmetic ------------------------------------------------------------
 
 def _broadcast_shape(a, b, op):
-    ndim = max(len(a), len(b))
+    ndim = builtins.max(len(a), len(b))
     _check_ndim(ndim, op)
     a = (1,) * (ndim - len(a)) + tuple(a)
     b = (1,) * (ndim - len(b)) + tuple(b)
@@ -346,8 +454,13 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
         return _apply(op, (a, b), (da, db), (), np.empty(da.shape, numpy_dtype),
                       node_class)
     shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
-    arrays = (_broadcast_input(da, plans[0], 0, not op.saves), _broadcast_input(db, plans[1], 1, not op.saves))
-    result = _apply(op, (a, b), arrays, (), np.empty(shape, numpy_dtype), node_class)
+    return _apply_broadcast(op, (a, b), plans, (), np.empty(shape, numpy_dtype), node_class)
+
+
+def _apply_broadcast(op, inputs, plans, params, out, node_class=None):
+    """``_apply`` with each input broadcast by its plan (None: it has the output's shape)."""
+    arrays = tuple(_broadcast_input(t._data, plan, i, not op.saves) for i, (t, plan) in enumerate(zip(inputs, plans)))
+    result = _apply(op, inputs, arrays, params, out, node_class)
     if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
         r = result._node._row
         for i, plan in enumerate(plans):
@@ -550,8 +663,7 @@ def _permute(input, dims, node_name):
     strides = np.array([contiguous_strides[d] for d in dims], np.int64)
     out = np.empty(tuple(shape), data.dtype)
 
-    return _apply(PERMUTE, (input,), (data,), (shape, strides), out,
-                  node_class(node_name))
+    return _apply(STRIDED, (input,), (data,), (0, shape, strides), out, node_class(node_name))
 
 
 def permute(input, *dims):
@@ -587,6 +699,209 @@ def t(input):
 
 def _T(self):
     return _permute(self, tuple(range(self._data.ndim))[::-1], "PermuteBackward0") if self._data.ndim >= 2 else self
+
+
+def _view_as(input, shape, node_name):
+    """``input``'s storage in another shape (the same elements in the same order)."""
+    data = input._data
+    return _apply(VIEW, (input,), (data,), (), data.reshape(shape), node_class(node_name))
+
+
+def unsqueeze(input, dim):
+    """A new dimension of size 1 at ``dim``."""
+    shape = input._data.shape
+    d = _normalize_dim(dim, len(shape) + 1, "unsqueeze")
+    return _view_as(input, shape[:d] + (1,) + shape[d:], "UnsqueezeBackward0")
+
+
+def squeeze(input, dim=None):
+    """Dimensions of size 1 removed: all of them, or those of ``dim`` (an int or a tuple)."""
+    shape = input._data.shape
+    if dim is None:
+        return _view_as(input, tuple(n for n in shape if n != 1), "SqueezeBackward0")
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = {_normalize_dim(d, len(shape), "squeeze") for d in dims} if shape else set()
+    name = "SqueezeBackward1" if isinstance(dim, int) else "SqueezeBackward2"
+    return _view_as(input, tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1)), name)
+
+
+def _expand(input, shape, node_name="ExpandBackward0"):
+    """``input`` broadcast to ``shape`` as a copy; the backward sums the gradient back."""
+    data = input._data
+    _check_ndim(len(shape), "expand")
+    big, strides = _broadcast_plan(data.shape, shape)
+    return _apply(STRIDED, (input,), (data,), (0, big, strides), np.empty(shape, data.dtype), node_class(node_name))
+
+
+def expand(input, *sizes):
+    """``input`` repeated along its size-1 dimensions (and new leading ones); -1 keeps a size."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    shape = input._data.shape
+    if len(sizes) < len(shape):
+        raise RuntimeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal to "
+                           f"the number of dimensions in the tensor ({len(shape)})")
+    aligned = (None,) * (len(sizes) - len(shape)) + shape
+    target = []
+    for i, (want, have) in enumerate(zip(sizes, aligned)):
+        want = int(want)
+        if want == -1:
+            if have is None:
+                raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension {i}")
+            want = have
+        elif have is not None and have != 1 and want != have:
+            raise RuntimeError(f"The expanded size of the tensor ({want}) must match the existing size ({have}) at "
+                               f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  "
+                               f"Tensor sizes: {list(shape)}")
+        target.append(want)
+    return _expand(input, tuple(target))
+
+
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+_CAT_REST = node_class("CatBackward0Rest")  # the hidden rows of a cat with more than two inputs
+
+
+def _concatenate(tensors, outer, blocks, shape, node_name):
+    """Each tensor's rows of ``blocks[i]`` elements placed side by side in ``outer`` rows."""
+    dtype = tensors[0]._data.dtype
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    total = builtins.sum(blocks)
+    offset = 0
+    for t, size in zip(tensors, blocks):
+        movement.copy_block(t._data.reshape(-1), outer, offset, total, flat)
+        offset += size
+    if not (_state.enabled and builtins.any(t._requires_grad for t in tensors)):
+        return _wrap(out)
+    # Rows from the last pair to the first, each taking the rows after it as its third input.
+    empty = np.empty(0, dtype)
+    rest, rest_size = None, 0
+    for i in range(len(tensors) - 1 - (len(tensors) - 1) % 2, -1, -2):
+        a, b = tensors[i], (tensors[i + 1] if i + 1 < len(tensors) else None)
+        size_a, size_b = blocks[i], (blocks[i + 1] if b is not None else 0)
+        arrays = (empty, empty, empty)
+        target = out if i == 0 else np.empty(outer * (size_a + size_b + rest_size), dtype)
+        rest = _apply(CAT, (a, b, rest), arrays, (outer, size_a, size_b, rest_size), target,
+                      _CAT_NODES[node_name] if i == 0 else _CAT_REST)
+        rest_size += size_a + size_b
+    if rest._node is not None:
+        rest._node._parts = tuple(t._node if t._requires_grad else None for t in tensors)
+    return rest
+
+
+def _same_dtype(tensors, op):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError(f"{op}(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}(): expected a sequence of Tensors, but element {i} is {type(t).__name__}")
+    dtype = dtypes.result_type(*tensors)
+    return [_to_dtype(t, dtype) for t in tensors]
+
+
+def cat(tensors, dim=0):
+    """Tensors joined along an existing dimension ``dim``; all other sizes must match."""
+    tensors = _same_dtype(tensors, "cat")
+    first = tensors[0]._data.shape
+    for i, t in enumerate(tensors):
+        if not t._data.ndim:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
+    d = _normalize_dim(dim, len(first), "cat")
+    for i, t in enumerate(tensors):
+        shape = t._data.shape
+        if len(shape) != len(first):
+            raise RuntimeError(f"cat: tensors must have the same number of dimensions: got {len(first)} and "
+                               f"{len(shape)} (tensor number {i} in the list)")
+        for k, (want, have) in enumerate(zip(first, shape)):
+            if k != d and want != have:
+                raise RuntimeError(f"cat: sizes of tensors must match except in dimension {d}. Expected size "
+                                   f"{want} but got size {have} for tensor number {i} in the list.")
+    shape = first[:d] + (builtins.sum(t._data.shape[d] for t in tensors),) + first[d + 1:]
+    blocks = [math.prod(t._data.shape[d:]) for t in tensors]
+    return _concatenate(tensors, math.prod(first[:d]), blocks, shape, "CatBackward0")
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Tensors of one shape joined along a new dimension ``dim``."""
+    tensors = _same_dtype(tensors, "stack")
+    first = tensors[0]._data.shape
+    for i, t in enumerate(tensors):
+        if t._data.shape != first:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(first)} at entry 0 "
+                               f"and {list(t._data.shape)} at entry {i}")
+    d = _normalize_dim(dim, len(first) + 1, "stack")
+    shape = first[:d] + (len(tensors),) + first[d:]
+    return _concatenate(tensors, math.prod(first[:d]), [math.prod(first[d:])] * len(tensors), shape,
+                        "StackBackward0")
+
+
+# --- indexing -----------------------------------------------------------------
+
+def _index_part(part):
+    """One entry of an index as NumPy reads it: tensors and lists become arrays."""
+    if isinstance(part, Tensor):
+        data = part._data
+        if data.dtype.kind not in "biu":
+            raise IndexError(f"tensors used as indices must be long, int or bool tensors, not {part.dtype!r}")
+        return data
+    if isinstance(part, (list, np.ndarray)):
+        array = np.asarray(part)
+        if array.dtype.kind not in "biu" and array.size:
+            raise IndexError(f"arrays used as indices must be of integer or boolean type, not {array.dtype}")
+        return array.astype(np.int64) if array.dtype.kind != "b" else array
+    if isinstance(part, slice) and part.step is not None and part.step <= 0:
+        raise ValueError("step must be greater than zero")
+    return part
+
+
+def _getitem(self, index):
+    """``x[index]``: ints, slices, None and Ellipsis read a strided copy; integer and boolean
+    arrays gather (their backward scatter-adds, so repeated indices accumulate)."""
+    parts = tuple(_index_part(p) for p in (index if isinstance(index, tuple) else (index,)))
+    data = self._data
+    advanced = builtins.any(isinstance(p, (np.ndarray, builtins.bool)) for p in parts)
+    if not advanced:
+        try:  # a trailing Ellipsis makes an all-int index give a 0-d view, not a NumPy scalar copy
+            picked = data[parts if builtins.any(p is Ellipsis for p in parts) else parts + (Ellipsis,)]
+        except IndexError as exc:
+            raise IndexError(f"index {index!r} on a tensor of shape {tuple(data.shape)}: {exc}") from None
+        _check_ndim(picked.ndim, "index")
+        offset = 0
+        if picked.size:
+            offset = (picked.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // data.itemsize
+        strides = np.array(picked.strides, np.int64) // data.itemsize
+        kinds = {type(p) for p in parts}
+        name = ("SelectBackward0" if kinds - {slice, type(None), type(Ellipsis)} else
+                "SliceBackward0" if slice in kinds else "UnsqueezeBackward0" if type(None) in kinds else
+                "AliasBackward0")
+        return _apply(STRIDED, (self,), (data,), (offset, np.array(picked.shape, np.int64), strides),
+                      np.empty(picked.shape, data.dtype), node_class(name))
+    first = parts[0]
+    if (isinstance(first, np.ndarray) and first.dtype.kind != "b" and data.ndim
+            and builtins.all(p == slice(None) for p in parts[1:])):
+        n = data.shape[0]  # the common x[indices]: whole rows gathered
+        if first.size and (first.min() < -n or first.max() >= n):
+            bad = first[(first < -n) | (first >= n)].flat[0]
+            raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {n}")
+        index = np.where(first < 0, first + n, first).reshape(-1)
+        inner = math.prod(data.shape[1:])
+        shape = first.shape + data.shape[1:]
+    else:
+        try:
+            positions = np.arange(data.size, dtype=np.int64).reshape(data.shape)[parts]
+        except IndexError as exc:
+            raise IndexError(f"index on a tensor of shape {tuple(data.shape)}: {exc}") from None
+        index, inner, shape = positions.reshape(-1), 1, positions.shape
+    _check_ndim(len(shape), "index")
+    return _apply(TAKE, (self,), (data,), (np.ascontiguousarray(index, np.int64), inner),
+                  np.empty(shape, data.dtype))
 
 
 # --- reductions -------------------------------------------------------------
@@ -658,12 +973,139 @@ def mean(input, dim=None, keepdim=False, dtype=None):
     return _reduce(input, dim, keepdim, lambda n: 1.0 / n if n else math.nan, "mean", names)
 
 
-def norm(input, p="fro", dim=None, keepdim=False):
-    """2-norm of all elements (or over ``dim``): sqrt(sum(x * x))."""
-    if p not in ("fro", 2, 2.0):
-        raise NotImplementedError(f"norm: p={p!r} is not supported yet (only the 2-norm)")
+def _renamed(result, node_name):
+    """``result`` with its node shown as ``node_name``: the last step of a composite op
+    (``var`` ends in a multiply) carries the name PyTorch gives the whole op."""
+    if result._node is not None:
+        result._node.__class__ = node_class(node_name)
+    return result
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim`` (all elements by default), dividing by n - correction (1: unbiased)."""
+    if correction is None:
+        correction = 0 if unbiased is False else 1
     x = _float_input(input)
-    return sqrt(sum(mul(x, x), dim=dim, keepdim=keepdim))
+    shape = x._data.shape
+    count = x._data.size if dim is None else math.prod(shape[d] for d in _dims(dim, len(shape), "var")) if shape else 1
+    centered = sub(x, mean(x, dim, keepdim=True) if dim is not None else mean(x))
+    total = sum(mul(centered, centered), dim, keepdim)
+    divisor = count - correction
+    scale = 1.0 / divisor if divisor > 0 else math.inf  # too few elements: nan (0 * inf), as PyTorch
+    return _renamed(_scalar_op(MUL_SCALAR, total, scale), "VarBackward0")
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Standard deviation: the square root of ``var``."""
+    return _renamed(sqrt(var(input, dim, unbiased, keepdim, correction=correction)), "StdBackward0")
+
+
+def norm(input, p="fro", dim=None, keepdim=False):
+    """Vector p-norm of all elements (or over ``dim``): 2 ("fro") by default, any p > 0, or inf."""
+    x = _float_input(input)
+    if p in ("fro", 2, 2.0):
+        result = sqrt(sum(mul(x, x), dim=dim, keepdim=keepdim))
+    elif p == 1:
+        result = sum(abs(x), dim=dim, keepdim=keepdim)
+    elif p in (math.inf, -math.inf):
+        if dim is not None and not isinstance(dim, int):
+            raise NotImplementedError("norm: p=inf over several dims is not supported; reduce one dim at a time")
+        picked = (max if p > 0 else min)(abs(x), *(() if dim is None else (dim, keepdim)))
+        result = picked if dim is None else picked.values
+    elif isinstance(p, numbers.Real) and p > 0:
+        result = pow(sum(pow(abs(x), p), dim=dim, keepdim=keepdim), 1.0 / p)
+    else:
+        raise ValueError(f"norm: p must be 'fro', inf, -inf or a positive number, got {p!r}")
+    return _renamed(result, "LinalgVectorNormBackward0")
+
+
+class _ValuesIndices(tuple):
+    """``(values, indices)`` of ``max(dim)``/``min(dim)``, also readable by name."""
+
+    __slots__ = ()
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"torch.return_types(\nvalues={self[0]!r},\nindices={self[1]!r})"
+
+
+def _middle(shape, d):
+    """``shape`` as (outer, n, inner) around dimension ``d``."""
+    return math.prod(shape[:d]), shape[d], math.prod(shape[d + 1:])
+
+
+def _select(input, dim, keepdim, largest, name, record=True):
+    """max (largest) or min over ``dim`` (None: every element): (values, indices) arrays, and the values'
+    tensor when ``record``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    data = input._data
+    if dim is None:
+        if not data.size:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+        outer, n, inner, kept = 1, data.size, 1, ()
+    else:
+        shape = data.shape or (1,)
+        d = _normalize_dim(dim, len(shape), name)
+        outer, n, inner = _middle(shape, d)
+        if not n:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        kept = (shape[:d] + (1,) * keepdim + shape[d + 1:]) if data.ndim else ()
+    indices = np.empty(kept, np.int64)
+    out = np.empty(kept, data.dtype)
+    params = (indices, outer, n, inner, int(largest))
+    if not record:
+        SELECT.forward(data.reshape(-1), *params, out, 0, -1)
+        return out, indices
+    suffix = "Backward1" if dim is None else "Backward0"
+    values = _apply(SELECT, (input,), (data,), params, out, node_class(name.capitalize() + suffix))
+    return values if dim is None else _ValuesIndices((values, _wrap(indices)))
+
+
+def max(input, dim=None, keepdim=False):
+    """The largest element, or ``(values, indices)`` over ``dim``; ``max(a, b)`` is ``maximum``."""
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
+    return _select(input, dim, keepdim, True, "max")
+
+
+def min(input, dim=None, keepdim=False):
+    """The smallest element, or ``(values, indices)`` over ``dim``; ``min(a, b)`` is ``minimum``."""
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
+    return _select(input, dim, keepdim, False, "min")
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Index of the largest element (of the flattened tensor when ``dim`` is None); not differentiable."""
+    return _wrap(_select(input, dim, keepdim, True, "argmax", record=False)[1])
+
+
+def argmin(input, dim=None, keepdim=False):
+    """Index of the smallest element (of the flattened tensor when ``dim`` is None); not differentiable."""
+    return _wrap(_select(input, dim, keepdim, False, "argmin", record=False)[1])
+
+
+def _softmax_like(op, input, dim, dtype, name):
+    take_log = int(op is LOG_SOFTMAX)
+    if dim is None:  # PyTorch's implicit choice (it warns): the first dim of 0-, 1- and 3-d inputs, else the second
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    x = _float_input(input if dtype is None else _to(input, dtype))
+    data = x._data
+    shape = data.shape or (1,)
+    outer, n, inner = _middle(shape, _normalize_dim(dim, len(shape), name))
+    return _apply(op, (x,), (data,), (outer, n, inner, take_log), np.empty(data.shape, data.dtype))
+
+
+def softmax(input, dim=None, dtype=None):
+    """exp(x) / sum(exp(x)) along ``dim``, exact for logits of any size."""
+    return _softmax_like(SOFTMAX, input, dim, dtype, "softmax")
+
+
+def log_softmax(input, dim=None, dtype=None):
+    """log(softmax(x)) along ``dim``, computed without forming softmax (no -inf for tiny probabilities)."""
+    return _softmax_like(LOG_SOFTMAX, input, dim, dtype, "log_softmax")
 
 
 # --- matrix products ----------------------------------------------------------
@@ -736,13 +1178,6 @@ def matmul(input, other):
 
 def _flat_contiguous(t):
     return t._data.reshape(-1)
-
-
-def _expand(t, shape):
-    """``t`` broadcast to ``shape`` as a differentiable copy: an add of zeros, whose backward
-    sums the gradient back to ``t``'s shape (only batched matmuls with partly broadcast batches)."""
-    zeros = _wrap(np.zeros(shape, t._data.dtype))
-    return _tensor_binary(ADD, t, zeros)
 
 
 def mm(input, mat2):
@@ -836,9 +1271,11 @@ def _operator(op, general):
 
 
 def _install_methods():
-    for op in (ADD, SUB, MUL, DIV, POW):
+    for op in (ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM):
         op.same_shape = _unrolled_binary(op)
-    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "add", "sub", "mul", "div",
+    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "clamp", "clip",
+                 "maximum", "minimum", "add", "sub", "mul", "div", "var", "std", "max", "min", "argmax",
+                 "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
                  "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
                  "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "eq", "ne", "lt",
                  "le", "gt", "ge", "all", "any", "equal"):
@@ -851,6 +1288,9 @@ def _install_methods():
     Tensor.bool = lambda self: _to(self, dtypes.bool_)
     Tensor.T = property(_T)
     Tensor.__neg__ = neg
+    Tensor.__abs__ = abs
+    Tensor.__getitem__ = _getitem
+    Tensor.where = lambda self, condition, other: where(condition, self, other)
     Tensor.__add__ = _operator(ADD, add)
     Tensor.__radd__ = _reflected(add)
     Tensor.__sub__ = _operator(SUB, sub)

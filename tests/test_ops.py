@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import nbgrad
+import nbgrad.nn.functional as F
 from nbgrad.autograd import gradcheck
 from nbgrad.autograd.registry import OPS
 
@@ -39,6 +40,15 @@ def sigmoid_np(x):
     return 1 / (1 + np.exp(-x))
 
 
+def softmax_np(x, dim):
+    e = np.exp(x - x.max(dim, keepdims=True))
+    return e / e.sum(dim, keepdims=True)
+
+
+TARGET_NP = np.array([3, 0, 1])
+TARGET = nbgrad.tensor(TARGET_NP)
+
+
 CASES = [
     unary("neg", "neg", lambda x: -x, lambda x: -x),
     unary("exp", "exp", nbgrad.exp, np.exp),
@@ -59,6 +69,14 @@ CASES = [
     unary("pow_half", "pow_scalar", lambda x: x ** 0.5, lambda x: x ** 0.5, low=0.2),
     unary("rpow_scalar", "rpow_scalar", lambda x: 2 ** x, lambda x: 2.0 ** x),
     unary("clone", "clone", nbgrad.clone, lambda x: x.copy()),
+    unary("abs", "abs", nbgrad.abs, np.abs, away_from_zero=True),
+    unary("sin", "sin", nbgrad.sin, np.sin),
+    unary("cos", "cos", lambda x: x.cos(), np.cos),
+    unary("clamp", "clamp", lambda x: x.clamp(-1, 1.5), lambda x: np.clip(x, -1, 1.5)),
+    unary("clamp_min", "clamp", lambda x: nbgrad.clamp(x, min=0.5), lambda x: np.maximum(x, 0.5)),
+    binary("maximum", "maximum", nbgrad.maximum, np.maximum),
+    binary("minimum", "minimum", lambda a, b: a.minimum(b), np.minimum),
+    binary("where", "where", lambda a, b: nbgrad.where(a.detach() > b.detach(), a, b), np.maximum),
     binary("add", "add", lambda a, b: a + b, np.add),
     binary("sub", "sub", lambda a, b: a - b, np.subtract),
     binary("mul", "mul", lambda a, b: a * b, np.multiply),
@@ -66,9 +84,9 @@ CASES = [
     binary("pow", "pow", lambda a, b: a ** b, np.power, low=0.5),
     Case("reshape", ("view",), lambda x: x.reshape(3, -1), lambda x: x.reshape(3, -1), [((6,),), ((2, 3),)]),
     Case("view", ("view",), lambda x: x.view(-1), lambda x: x.reshape(-1), [((2, 3),), ((),)]),
-    Case("transpose", ("permute",), lambda x: x.transpose(0, 1), lambda x: x.swapaxes(0, 1), [((2, 3),), ((2, 3, 4),)]),
-    Case("T", ("permute",), lambda x: x.T, lambda x: x.T, [((2, 3),), ((2, 3, 4),)]),
-    Case("permute", ("permute",), lambda x: x.permute(2, 0, 1), lambda x: x.transpose(2, 0, 1), [((2, 3, 4),)]),
+    Case("transpose", ("strided",), lambda x: x.transpose(0, 1), lambda x: x.swapaxes(0, 1), [((2, 3),), ((2, 3, 4),)]),
+    Case("T", ("strided",), lambda x: x.T, lambda x: x.T, [((2, 3),), ((2, 3, 4),)]),
+    Case("permute", ("strided",), lambda x: x.permute(2, 0, 1), lambda x: x.transpose(2, 0, 1), [((2, 3, 4),)]),
     Case("sum", ("sum",), lambda x: x.sum(), np.sum, [(s,) for s in UNARY_SHAPES]),
     Case("mean", ("sum",), nbgrad.mean, np.mean, [(s,) for s in UNARY_SHAPES]),
     Case("sum_dim", ("sum_dims",), lambda x: x.sum(1), lambda x: x.sum(1), [((2, 3),), ((2, 3, 4),)]),
@@ -79,6 +97,49 @@ CASES = [
          [((2, 3), (3, 4)), ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 2, 3), (3, 4)),
           ((2, 2, 3), (2, 3, 4)), ((1, 2, 3), (2, 3, 1)), ((2, 1, 2, 3), (3, 3, 2))]),
     Case("mm", ("matmul",), nbgrad.mm, np.matmul, [((3, 2), (2, 5))]),
+    Case("max", ("select",), lambda x: x.max(), np.max, [((3,),), ((2, 3),), ((),)]),
+    Case("min_dim", ("select",), lambda x: x.min(1).values, lambda x: x.min(1), [((2, 3),), ((2, 3, 4),)]),
+    Case("max_dim_keepdim", ("select",), lambda x: nbgrad.max(x, 0, keepdim=True)[0],
+         lambda x: x.max(0, keepdims=True), [((3, 2),), ((4,),)]),
+    Case("var", ("sum", "sum_dims", "mul_scalar"), lambda x: x.var(), lambda x: x.var(ddof=1), [((5,),), ((2, 3),)]),
+    Case("var_dim", ("sum_dims",), lambda x: x.var(1, correction=0), lambda x: x.var(1), [((2, 3),)]),
+    Case("std_dim", ("sqrt",), lambda x: x.std(0, keepdim=True), lambda x: x.std(0, ddof=1, keepdims=True),
+         [((3, 2),)]),
+    Case("norm", ("sqrt",), lambda x: x.norm(), np.linalg.norm, [((3,),), ((2, 3),)]),
+    Case("norm_p3_dim", ("pow_scalar", "abs"), lambda x: x.norm(3, dim=1),
+         lambda x: (np.abs(x) ** 3).sum(1) ** (1 / 3), [((2, 3),)]),
+    Case("unsqueeze", ("view",), lambda x: x.unsqueeze(1), lambda x: np.expand_dims(x, 1), [((2, 3),), ((3,),)]),
+    Case("squeeze", ("view",), lambda x: x.squeeze(), np.squeeze, [((2, 1, 3),), ((1,),)]),
+    Case("expand", ("strided",), lambda x: x.expand(2, 3, -1), lambda x: np.broadcast_to(x, (2, 3, x.shape[-1])),
+         [((3, 1),), ((1, 4),), ((4,),)]),
+    Case("cat", ("cat",), lambda a, b: nbgrad.cat([a, b], 1), lambda a, b: np.concatenate([a, b], 1),
+         [((2, 1), (2, 3)), ((2, 3, 1), (2, 2, 1))]),
+    Case("cat5", ("cat",), lambda *xs: nbgrad.cat(xs), lambda *xs: np.concatenate(xs),
+         [((1,), (2,), (3,), (1,), (2,))]),
+    Case("stack", ("cat",), lambda a, b, c: nbgrad.stack([a, b, c], -1), lambda *xs: np.stack(xs, -1),
+         [((2, 3),) * 3, ((),) * 3]),
+    Case("index_basic", ("strided",), lambda x: x[1:, ::2, None, 0], lambda x: x[1:, ::2, None, 0], [((3, 4, 2),)]),
+    Case("index_int", ("strided",), lambda x: x[-1], lambda x: x[-1], [((3,),), ((3, 2),)]),
+    Case("index_rows", ("take",), lambda x: x[[2, 0, 2]], lambda x: x[[2, 0, 2]], [((3,),), ((3, 2),)]),
+    Case("index_arrays", ("take",), lambda x: x[[0, 1, 1], ..., [1, 0, 1]], lambda x: x[[0, 1, 1], ..., [1, 0, 1]],
+         [((2, 3, 2),)]),
+    Case("index_mask", ("take",), lambda x: x[x.detach() > 0], lambda x: x[x > 0], [((3, 4),)]),
+    Case("linear", ("linear",), F.linear, lambda x, w, b: x @ w.T + b, [((3, 4), (2, 4), (2,)), ((4,), (3, 4), (3,)),
+                                                                          ((2, 2, 4), (5, 4), (5,))]),
+    Case("linear_no_bias", ("linear",), F.linear, lambda x, w: x @ w.T, [((3, 4), (2, 4))]),
+    Case("softmax", ("softmax",), lambda x: x.softmax(-1), lambda x: softmax_np(x, -1), [((3, 4),), ((2, 3, 4),)]),
+    Case("softmax_dim0", ("softmax",), lambda x: nbgrad.softmax(x, 0), lambda x: softmax_np(x, 0), [((3, 4),), ((),)]),
+    Case("log_softmax", ("log_softmax",), lambda x: F.log_softmax(x, 1), lambda x: np.log(softmax_np(x, 1)),
+         [((3, 4),), ((2, 3, 2),)]),
+    Case("nll_loss", ("nll_loss",), lambda x: F.nll_loss(x, TARGET), lambda x: -x[range(3), TARGET_NP].mean(),
+         [((3, 4),)]),
+    Case("nll_loss_none", ("nll_loss",), lambda x: F.nll_loss(x, TARGET, reduction="none"),
+         lambda x: -x[range(3), TARGET_NP], [((3, 4),)]),
+    Case("cross_entropy", ("log_softmax", "nll_loss"), lambda x: F.cross_entropy(x, TARGET, reduction="sum"),
+         lambda x: -np.log(softmax_np(x, 1))[range(3), TARGET_NP].sum(), [((3, 4),)]),
+    Case("mse_loss", ("mse_loss",), F.mse_loss, lambda a, b: ((a - b) ** 2).mean(), [((3,), (3,)), ((2, 3), (3,))]),
+    Case("mse_loss_none", ("mse_loss",), lambda a, b: F.mse_loss(a, b, reduction="none"),
+         lambda a, b: (a - b) ** 2, [((2, 3), (2, 3))]),
 ]
 
 

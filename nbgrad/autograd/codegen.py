@@ -116,6 +116,8 @@ def _call(fn, available, op):
     """A call of kernel ``fn`` binding its parameters by name from ``available``
     (its last parameter is the output, bound to ``available["@out"]``)."""
     names = list(inspect.signature(fn.py_func).parameters)
+    if hasattr(fn, "argument"):  # registry.Swapped
+        names = [fn.argument(name) for name in names]
     args = []
     for name in names[:-1]:
         if name not in available:
@@ -132,12 +134,13 @@ def _kernel_name(fn):
 
 def _forward_source(op):
     """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none)."""
-    params = op.floats + op.ints + op.shapes
+    arrays = tuple(name for name, _ in op.arrays)
+    params = arrays + op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
     inputs = ", ".join(f"in{i}" for i in range(len(op.inputs)))  # the inputs' rows (-1: no grad)
     recorded = ", ".join(f"in{i}" if i < len(op.inputs) else "-1" for i in range(3))
     lines = [f"\n\n@njit\ndef forward_{op.name}({args}, row_address, {inputs}):"]
-    for name in op.inputs + ("out",):  # C-contiguous arrays of any rank: free views
+    for name in op.inputs + arrays + ("out",):  # C-contiguous arrays of any rank: free views
         lines.append(f"    {name} = {name}.reshape({name}.size)")
     if op.fwd is not None:
         available = {name: name for name in op.inputs + params}
@@ -172,8 +175,10 @@ def _backward_source(op):
     available.update({name: f"shape_param(row, {k})" for k, name in enumerate(op.shapes)})
     available.update({name: f"s{k}" for k, name in enumerate(op.saves)})
     lines = [f"    elif op == {op.opcode}:  # {op.name}"]
-    for k in range(len(op.saves)):
-        lines.append(f"        s{k} = view(row[SAVED + {k}], row[SAVED_NUMEL + {k}], dtype)")
+    array_dtypes = {name: f"np.{dtype}" for name, dtype in op.arrays if dtype}  # None: the graph's dtype
+    for k, name in enumerate(op.saves):
+        dtype = array_dtypes.get(name, "dtype")
+        lines.append(f"        s{k} = view(row[SAVED + {k}], row[SAVED_NUMEL + {k}], {dtype})")
     for i, bwd in enumerate(op.bwd):
         if bwd is None:
             continue

@@ -55,12 +55,24 @@ class AccumulateGrad(Node):
         return ()
 
 
+class ManyInputsNode(Node):
+    """A node with more inputs than a tape row holds (cat, stack): its row's third input is a
+    hidden row over the rest; ``_parts`` are all the input nodes, for ``next_functions``."""
+
+    __slots__ = ("_parts",)
+
+    @property
+    def _inputs(self):
+        return self._parts
+
+
 _classes = {"AccumulateGrad": AccumulateGrad}
 
 
-def node_class(name):
+def node_class(name, many_inputs=False):
     """The node class called ``name`` (made on first use)."""
     cls = _classes.get(name)
     if cls is None:
-        cls = _classes[name] = type(name, (Node,), {"__slots__": ()})
+        base = ManyInputsNode if many_inputs else Node
+        cls = _classes[name] = type(name, (base,), {"__slots__": ()})
     return cls

@@ -24,7 +24,10 @@ class Op:
     last parameter of each is where it writes (the output, or the input's
     gradient to accumulate into).
 
-    ``saves`` names what the backward reads (input names or ``"out"``);
+    ``arrays`` are ``(name, numpy dtype name)`` pairs of arguments that are
+    arrays but not differentiable inputs (a condition, indices); the Python op
+    passes them first among the parameters. ``saves`` names what the backward
+    reads (input or array names, or ``"out"``);
     ``fwd=None`` declares a view, whose forward is metadata only;
     ``cross_dtype`` marks a dtype conversion, whose input gradient has the
     input's dtype, not the output's.
@@ -35,6 +38,7 @@ class Op:
     fwd: object
     bwd: tuple
     inputs: tuple = ("x",)
+    arrays: tuple = ()
     floats: tuple = ()
     ints: tuple = ()
     shapes: tuple = ()
@@ -44,16 +48,29 @@ class Op:
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
     same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
     node_class: type = field(init=False, repr=False)
-    pick_saved: object = field(init=False, repr=False)  # (*inputs, out) -> what the row saved
+    pick_saved: object = field(init=False, repr=False)  # (*inputs, *params, out) -> what the row saved
 
     def __post_init__(self):
         self.node_class = node_class(self.grad_fn)
-        arrays = self.inputs + ("out",)
-        positions = [arrays.index(name) for name in self.saves]
+        # positions in (*inputs, *params, out), params starting with the arrays
+        arrays = self.inputs + tuple(name for name, _ in self.arrays)
+        positions = [-1 if name == "out" else arrays.index(name) for name in self.saves]
         if self.saves == self.inputs:  # keep the inputs tuple itself: no work per call
             self.pick_saved = _same
         else:
             self.pick_saved = operator.itemgetter(*positions) if positions else None
+
+
+class Swapped:
+    """A backward kernel called with its ``a`` and ``b`` arguments swapped: the gradient of one
+    input of a symmetric op (max, a product, a squared difference) from the kernel of the other."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.py_func = kernel.py_func  # what codegen reads: the name, module and parameters
+
+    def argument(self, name):
+        return {"a": "b", "b": "a"}.get(name, name)
 
 
 OPS = {}
