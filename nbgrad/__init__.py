@@ -19,6 +19,7 @@ from .factories import (
     empty,
     empty_like,
     eye,
+    from_dlpack,
     from_numpy,
     full,
     full_like,

@@ -93,6 +93,11 @@ def as_tensor(data, dtype=None, device=None):
     return tensor(data, dtype=dtype)
 
 
+def from_dlpack(external):
+    """A tensor sharing memory with any DLPack exporter on the CPU (a PyTorch tensor, a NumPy array)."""
+    return from_numpy(np.from_dlpack(external))
+
+
 def from_numpy(array):
     """A tensor sharing memory with ``array`` (no copy).
 

@@ -305,6 +305,13 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._data
 
+    def __dlpack__(self, stream=None, **kwargs):
+        """DLPack export (``torch.from_dlpack(t)`` shares this tensor's memory)."""
+        return self._data.__dlpack__(stream=stream, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
     def __array__(self, dtype=None, copy=None):
         if dtype is not None:
             return self._data.astype(dtype, copy=bool(copy))

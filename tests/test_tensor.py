@@ -106,3 +106,23 @@ def test_errors_name_the_op_and_shapes():
         nbgrad.tensor([1, 2]).mean()
     with pytest.raises(TypeError, match="exp\\(\\)"):
         nbgrad.exp([1.0])
+
+
+def test_dlpack_shares_memory_with_numpy_both_ways():
+    t = nbgrad.tensor([1.0, 2.0, 3.0])
+    a = np.from_dlpack(t)
+    a[0] = 7.0
+    assert t[0].item() == 7.0
+    u = nbgrad.from_dlpack(a)
+    u.numpy()[1] = -1.0
+    assert t.tolist() == [7.0, -1.0, 3.0]
+
+
+def test_dlpack_shares_memory_with_torch():
+    torch = pytest.importorskip("torch")
+    t = nbgrad.zeros(3)
+    theirs = torch.from_dlpack(t)
+    theirs[2] = 5.0
+    assert t.tolist() == [0.0, 0.0, 5.0]
+    ours = nbgrad.from_dlpack(torch.arange(4, dtype=torch.float64))
+    assert ours.dtype is nbgrad.float64 and ours.tolist() == [0.0, 1.0, 2.0, 3.0]
