@@ -885,7 +885,7 @@ def _getitem(self, index):
                       np.empty(picked.shape, data.dtype), node_class(name))
     first = parts[0]
     if (isinstance(first, np.ndarray) and first.dtype.kind != "b" and data.ndim
-            and builtins.all(p == slice(None) for p in parts[1:])):
+            and builtins.all(isinstance(p, slice) and p == slice(None) for p in parts[1:])):
         n = data.shape[0]  # the common x[indices]: whole rows gathered
         if first.size and (first.min() < -n or first.max() >= n):
             bad = first[(first < -n) | (first >= n)].flat[0]

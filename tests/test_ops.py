@@ -123,6 +123,7 @@ CASES = [
     Case("index_rows", ("take",), lambda x: x[[2, 0, 2]], lambda x: x[[2, 0, 2]], [((3,),), ((3, 2),)]),
     Case("index_arrays", ("take",), lambda x: x[[0, 1, 1], ..., [1, 0, 1]], lambda x: x[[0, 1, 1], ..., [1, 0, 1]],
          [((2, 3, 2),)]),
+    Case("index_pairs", ("take",), lambda x: x[[0, 1, 1], [2, 0, 2]], lambda x: x[[0, 1, 1], [2, 0, 2]], [((2, 3),)]),
     Case("index_mask", ("take",), lambda x: x[x.detach() > 0], lambda x: x[x > 0], [((3, 4),)]),
     Case("linear", ("linear",), F.linear, lambda x, w, b: x @ w.T + b, [((3, 4), (2, 4), (2,)), ((4,), (3, 4), (3,)),
                                                                           ((2, 2, 4), (5, 4), (5,))]),
