@@ -31,6 +31,11 @@ def identity_bwd(g, gx):
 
 
 @njit
+def zero_bwd(g, gx):
+    """gx += 0: the input's values were overwritten (zero_, fill_, copy_)"""
+
+
+@njit
 def exp_fwd(x, out):
     """out = exp(x)"""
     for i in range(out.size):

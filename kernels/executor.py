@@ -26,6 +26,7 @@ from .tape import (
     MARK,
     MAX_INPUTS,
     MAX_NDIM,
+    MODIFIED,
     NEEDS_SAVED,
     NUMEL,
     PYTHON,
@@ -36,7 +37,7 @@ from .tape import (
     view,
 )
 
-# Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released row).
+# Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released or modified row).
 DONE = -1
 MIXED = -(1 << 62)
 
@@ -55,7 +56,8 @@ def plan(chunks, root, epoch):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
     Returns ``(order, count, arena_bytes, bad_row, mixed)``; ``bad_row >= 0`` is a
-    row whose saved buffers were released by an earlier backward; ``mixed``
+    row whose saved buffers were released by an earlier backward or changed by an
+    in-place op; ``mixed``
     says the rows hold more than one dtype.
     """
     order = np.empty(64, np.int64)
@@ -90,7 +92,7 @@ def plan(chunks, root, epoch):
         row = row_at(chunks, order[head])
         head += 1
         flags = row[FLAGS]
-        if flags & NEEDS_SAVED and flags & RELEASED and bad_row < 0:
+        if flags & NEEDS_SAVED and flags & (RELEASED | MODIFIED) and bad_row < 0:
             bad_row = order[head - 1]
         if flags & LEAF:
             continue

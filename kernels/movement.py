@@ -172,3 +172,31 @@ def cat_bwd_b(g, outer, size_a, size_b, size_rest, gb):
 @njit
 def cat_bwd_rest(g, outer, size_a, size_b, size_rest, grest):
     _block_add(g, outer, size_a + size_b, size_rest, size_a + size_b + size_rest, grest)
+
+
+# x[index] = v: ``index`` holds flat positions of x, ``v`` one value per position.
+
+@njit
+def put_fwd(x, v, index, out):
+    """out = x with out[index[i]] = v[i] (a repeated position keeps the last value, as NumPy)"""
+    out[:] = x
+    for i in range(index.size):
+        out[index[i]] = v[i]
+
+
+@njit
+def put_bwd_x(g, index, gx):
+    """gx += g where x's value survived (not overwritten)"""
+    written = np.zeros(g.size, np.bool_)
+    for i in range(index.size):
+        written[index[i]] = True
+    for i in range(g.size):
+        if not written[i]:
+            gx[i] += g[i]
+
+
+@njit
+def put_bwd_v(g, index, gv):
+    """gv[i] += g[index[i]]"""
+    for i in range(index.size):
+        gv[i] += g[index[i]]

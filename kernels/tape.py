@@ -38,7 +38,8 @@ SHAPE_SIZE = 1 + MAX_NDIM
 BROADCAST_INPUTS = 2  # inputs 0 and 1 may be broadcast (a third input has the output's shape)
 BCAST = SHAPES + 2 * SHAPE_SIZE  # per broadcast input i < 2: [ndim, shape[8], strides[8]]
 BCAST_SIZE = 1 + 2 * MAX_NDIM
-WIDTH = BCAST + BROADCAST_INPUTS * BCAST_SIZE
+STALE = BCAST + BROADCAST_INPUTS * BCAST_SIZE  # for a MODIFIED row: [which saved buffer, its version then]
+WIDTH = STALE + 2
 
 # FLAGS bits.
 NEEDS_SAVED = 1   # backward reads saved buffers
@@ -47,6 +48,7 @@ LEAF = 4
 RETAIN = 8        # a non-leaf whose gradient is also written to GRAD_BUF
 GRAD_DEFINED = 16  # GRAD_BUF holds a gradient (else the next backward overwrites it)
 PYTHON = 32       # the executor returns to Python at this row (hooks, Python Functions)
+MODIFIED = 64     # an in-place op changed a saved buffer since it was saved
 
 
 @intrinsic
@@ -116,6 +118,7 @@ def record(row, op, out, in0, in1, in2):
     row[IN] = in0
     row[IN + 1] = in1
     row[IN + 2] = in2
+    row[SAVED] = row[SAVED + 1] = row[SAVED + 2] = 0  # what mark_modified compares with
     row[GRAD_BUF] = 0
     row[MARK] = 0
     row[BCAST] = 0
@@ -163,6 +166,27 @@ def save_broadcast(rows, r, i, shape, strides):
     for d in range(shape.size):
         rows[r, base + 1 + d] = shape[d]
         rows[r, base + 1 + MAX_NDIM + d] = strides[d]
+
+
+@njit
+def mark_modified(chunks, start, end, version):
+    """Flag every row with a live saved buffer in bytes ``[start, end)``, a storage that an
+    in-place op is about to change from ``version``; returns how many rows it flagged."""
+    flagged = 0
+    for c in range(chunks.size):
+        rows = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
+        for base in range(0, rows.size, WIDTH):
+            flags = rows[base + FLAGS]
+            if not flags & NEEDS_SAVED or flags & (RELEASED | MODIFIED):
+                continue
+            for k in range(3):
+                if start <= rows[base + SAVED + k] < end:
+                    rows[base + FLAGS] = flags | MODIFIED
+                    rows[base + STALE] = k
+                    rows[base + STALE + 1] = version
+                    flagged += 1
+                    break
+    return flagged
 
 
 @njit

@@ -14,8 +14,8 @@ import threading
 import numpy as np
 
 from . import dtypes
-from .autograd import grad_mode, tape
-from .autograd.node import node_class
+from .autograd import grad_mode, tape, versions
+from .autograd.node import AccumulateGrad, node_class
 from .autograd.registry import Swapped, _same, build, declare
 from .kernels import blas, linalg, movement, nn, reduce
 from .kernels import elementwise as ew
@@ -65,6 +65,11 @@ WHERE = declare("where", "WhereBackward0", ew.where_fwd, (ew.where_bwd_a, ew.whe
 TO = declare("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
 CLONE = declare("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
 VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,))
+# copy_/fill_/zero_: the destination's old values get no gradient; x is broadcast to its shape.
+COPY = declare("copy", "CopyBackwards", ew.cast, (ew.zero_bwd, ew.identity_bwd), inputs=("dst", "x"))
+# x[index] = v: ``index`` holds flat positions of x; v is broadcast to the indexed region.
+PUT = declare("put", "CopySlices", movement.put_fwd, (movement.put_bwd_x, movement.put_bwd_v), inputs=("x", "v"),
+              arrays=(("index", "int64"),), saves=("index",))
 # Permutations, expansions and basic indexing: elements read at offset + index . strides.
 STRIDED = declare("strided", "PermuteBackward0", movement.strided_fwd, (movement.strided_bwd,),
                   ints=("offset",), shapes=("shape", "strides"))
@@ -633,6 +638,7 @@ def reshape(input, *shape):
     data = input._data
     shape = _infer_shape(shape, data.size, "reshape")
     out = data.reshape(shape)
+    versions.mark_viewed(data)
     return _apply(VIEW, (input,), (data,), (), out)
 
 
@@ -704,6 +710,7 @@ def _T(self):
 def _view_as(input, shape, node_name):
     """``input``'s storage in another shape (the same elements in the same order)."""
     data = input._data
+    versions.mark_viewed(data)
     return _apply(VIEW, (input,), (data,), (), data.reshape(shape), node_class(node_name))
 
 
@@ -861,6 +868,14 @@ def _index_part(part):
     return part
 
 
+def _positions(data, parts, index):
+    """The flat positions of ``data`` that ``data[parts]`` reads, in the result's shape."""
+    try:
+        return np.arange(data.size, dtype=np.int64).reshape(data.shape)[parts]
+    except IndexError as exc:
+        raise IndexError(f"index {index!r} on a tensor of shape {tuple(data.shape)}: {exc}") from None
+
+
 def _getitem(self, index):
     """``x[index]``: ints, slices, None and Ellipsis read a strided copy; integer and boolean
     arrays gather (their backward scatter-adds, so repeated indices accumulate)."""
@@ -894,14 +909,141 @@ def _getitem(self, index):
         inner = math.prod(data.shape[1:])
         shape = first.shape + data.shape[1:]
     else:
-        try:
-            positions = np.arange(data.size, dtype=np.int64).reshape(data.shape)[parts]
-        except IndexError as exc:
-            raise IndexError(f"index on a tensor of shape {tuple(data.shape)}: {exc}") from None
+        positions = _positions(data, parts, index)
         index, inner, shape = positions.reshape(-1), 1, positions.shape
     _check_ndim(len(shape), "index")
     return _apply(TAKE, (self,), (data,), (np.ascontiguousarray(index, np.int64), inner),
                   np.empty(shape, data.dtype))
+
+
+# --- in-place ops -------------------------------------------------------------
+
+LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def _private_copy(t):
+    """``t`` over a copy of its values, in the same place of the graph."""
+    copy = _wrap(t._data.copy(), t._node)
+    copy._requires_grad = t._requires_grad
+    return copy
+
+
+def _in_place(self, name, compute, *operands):
+    """``self`` becomes ``compute(self, *operands)``, computed out of place by the op's kernels and
+    written into self's storage (views and NumPy arrays over it see the change); returns self.
+
+    When the result is recorded, the new node reads private copies of the operands that live in
+    self's storage (its backward may need the old values); rows saved earlier from that storage
+    are flagged by the version bump, so backward through them raises instead of using new values.
+    """
+    if not isinstance(self, Tensor):
+        raise TypeError(f"{name}(): expected a Tensor, got {type(self).__name__}")
+    data = self._data
+    recording = _state.enabled and (
+        self._requires_grad or builtins.any(isinstance(t, Tensor) and t._requires_grad for t in operands))
+    if recording:
+        if self._requires_grad and type(self._node) is AccumulateGrad:
+            raise RuntimeError(LEAF_IN_PLACE)
+        if versions.viewed(data):
+            raise RuntimeError(
+                f"{name}: in-place change of a tensor whose storage is shared with a view (view, reshape, "
+                "flatten, squeeze, unsqueeze) while gradients are recorded is not supported: the view's "
+                "gradient would be wrong; clone() the tensor first or use the out-of-place op")
+        self_ = _private_copy(self)
+        operands = tuple(_private_copy(t) if isinstance(t, Tensor) and versions.shares_storage(t._data, data) else t
+                         for t in operands)
+    else:
+        self_ = self
+    result = compute(self_, *operands)
+    values = result._data
+    if values.shape != data.shape:
+        raise RuntimeError(f"{name}: output with shape {list(data.shape)} doesn't match the broadcast shape "
+                           f"{list(values.shape)}")
+    if _KIND_RANK[values.dtype.kind] > _KIND_RANK[data.dtype.kind]:
+        raise RuntimeError(f"{name}: result type {result.dtype} can't be cast to the desired output type {self.dtype}")
+    if values.dtype != data.dtype:
+        result = _to_dtype(result, self.dtype)
+    versions.bump(data)
+    np.copyto(data, result._data)
+    if recording:
+        self._node = result._node
+        self._requires_grad = True
+    return self
+
+
+def add_(self, other, alpha=1):
+    return _in_place(self, "add_", lambda x, y: add(x, y, alpha), other)
+
+
+def sub_(self, other, alpha=1):
+    return _in_place(self, "sub_", lambda x, y: sub(x, y, alpha), other)
+
+
+def mul_(self, other):
+    return _in_place(self, "mul_", mul, other)
+
+
+def div_(self, other):
+    return _in_place(self, "div_", div, other)
+
+
+def clamp_(self, min=None, max=None):
+    return _in_place(self, "clamp_", lambda x: clamp(x, min, max))
+
+
+def _copy_into(dst, source, name, node_name):
+    """A tensor of ``dst``'s shape and dtype holding ``source`` broadcast (the out-of-place copy_)."""
+    source = _as_tensor(source, name)
+    shape = dst._data.shape
+    if source._data.shape != shape and _broadcast_shape(source._data.shape, shape, name) != shape:
+        raise RuntimeError(f"{name}: the source of shape {list(source.shape)} cannot be broadcast to the "
+                           f"destination's shape {list(shape)}")
+    source = _to_dtype(source, dtypes.from_numpy_dtype(dst._data.dtype))
+    plan = None if source._data.shape == shape else _broadcast_plan(source._data.shape, shape) + (dst._data.size,)
+    return _apply_broadcast(COPY, (dst, source), (None, plan), (), np.empty(shape, dst._data.dtype),
+                            node_class(node_name))
+
+
+def copy_(self, src):
+    """Copy ``src``'s values (broadcast, converted to self's dtype) into self; differentiable to src."""
+    return _in_place(self, "copy_", lambda x, y: _copy_into(x, y, "copy_", "CopyBackwards"), src)
+
+
+def fill_(self, value):
+    """Every element set to ``value`` (a number or a one-element tensor)."""
+    if isinstance(value, Tensor) and value._data.ndim:
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                           f"{value._data.ndim} dimensions.")
+    return _in_place(self, "fill_", lambda x, y: _copy_into(x, y, "fill_", "FillBackward2"), value)
+
+
+def zero_(self):
+    return _in_place(self, "zero_", lambda x: _copy_into(x, 0, "zero_", "ZeroBackward0"))
+
+
+def _setitem(self, index, value):
+    """``x[index] = value``: ``value`` broadcast to the indexed region; differentiable to both."""
+    parts = tuple(_index_part(p) for p in (index if isinstance(index, tuple) else (index,)))
+    positions = _positions(self._data, parts, index)
+    value = _as_tensor(value, "index_put_")
+    region = positions.shape
+    shape = value._data.shape
+    while len(shape) > len(region) and shape[0] == 1:  # NumPy drops leading ones of the value
+        shape = shape[1:]
+    fits = len(shape) <= len(region) and builtins.all(
+        n in (1, m) for n, m in zip(reversed(shape), reversed(region)))
+    if not fits:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
+                           f"indexing result of shape {list(region)}")
+    plan = None if shape == region else _broadcast_plan(shape, region) + (positions.size,)
+    flat = np.ascontiguousarray(positions.reshape(-1), np.int64)
+
+    def put(x, v):
+        v = _to_dtype(v, dtypes.from_numpy_dtype(x._data.dtype))
+        return _apply_broadcast(PUT, (x, v), (None, plan), (flat,), np.empty(x._data.shape, x._data.dtype))
+
+    _in_place(self, "index_put_", put, value)
 
 
 # --- reductions -------------------------------------------------------------
@@ -1278,7 +1420,8 @@ def _install_methods():
                  "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
                  "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
                  "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "eq", "ne", "lt",
-                 "le", "gt", "ge", "all", "any", "equal"):
+                 "le", "gt", "ge", "all", "any", "equal", "add_", "sub_", "mul_", "div_", "clamp_",
+                 "copy_", "fill_", "zero_"):
         setattr(Tensor, name, globals()[name])
     Tensor.to = _to
     Tensor.float = lambda self: _to(self, dtypes.float32)
@@ -1290,6 +1433,9 @@ def _install_methods():
     Tensor.__neg__ = neg
     Tensor.__abs__ = abs
     Tensor.__getitem__ = _getitem
+    Tensor.__setitem__ = _setitem
+    Tensor.clip_ = clamp_
+    Tensor._version = property(lambda self: versions.version(self._data))
     Tensor.where = lambda self, condition, other: where(condition, self, other)
     Tensor.__add__ = _operator(ADD, add)
     Tensor.__radd__ = _reflected(add)

@@ -9,8 +9,9 @@ import nbgrad.nn.functional as F
 from nbgrad.autograd import gradcheck
 from nbgrad.autograd.registry import OPS
 
-BINARY_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 2)), ((4,), ()), ((2, 1, 3), (4, 1))]
-UNARY_SHAPES = [(), (3,), (2, 3), (2, 1, 2)]
+BINARY_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 2)), ((4,), ()), ((2, 1, 3), (4, 1)),
+                 ((2, 0), (1, 0)), ((0,), ())]
+UNARY_SHAPES = [(), (3,), (2, 3), (2, 1, 2), (0,), (2, 0)]
 
 
 @dataclass
@@ -47,6 +48,18 @@ def softmax_np(x, dim):
 
 TARGET_NP = np.array([3, 0, 1])
 TARGET = nbgrad.tensor(TARGET_NP)
+
+
+def put(x, index, v):
+    y = x * 1
+    y[index] = v
+    return y
+
+
+def put_np(x, v, mask=False):
+    y = x.copy()
+    y[(y > 0) if mask else (slice(1, None), [0, 2])] = v
+    return y
 
 
 CASES = [
@@ -141,6 +154,13 @@ CASES = [
     Case("mse_loss", ("mse_loss",), F.mse_loss, lambda a, b: ((a - b) ** 2).mean(), [((3,), (3,)), ((2, 3), (3,))]),
     Case("mse_loss_none", ("mse_loss",), lambda a, b: F.mse_loss(a, b, reduction="none"),
          lambda a, b: (a - b) ** 2, [((2, 3), (2, 3))]),
+    Case("copy_", ("copy",), lambda x, s: (x * 1).copy_(s), lambda x, s: np.broadcast_to(s, x.shape),
+         [((2, 3), (3,)), ((3,), (3,)), ((2, 2), ())]),
+    Case("zero_", ("copy",), lambda x: (x * 1).zero_(), np.zeros_like, [((2, 3),)]),
+    Case("setitem", ("put",), lambda x, v: put(x, (slice(1, None), [0, 2]), v), lambda x, v: put_np(x, v),
+         [((3, 4), (2,)), ((3, 4), (2, 2)), ((3, 4), ())]),
+    Case("setitem_mask", ("put",), lambda x, v: put(x, x.detach() > 0, v), lambda x, v: put_np(x, v, mask=True),
+         [((3, 4), ())]),
 ]
 
 

@@ -118,11 +118,47 @@ def _run(root, seed, retain_graph):
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         _arena_cache.arena = arena
     if status < -1:
+        bad = -2 - status
+        if tape.row(bad)[layout.FLAGS] & layout.MODIFIED:
+            raise RuntimeError(_modified_message(bad))
         raise RuntimeError(SECOND_BACKWARD)
     if not retain_graph:
         saved = tape.saved
         for r in order[:count].tolist():
             saved[r] = None
+
+
+_LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor", "int32": "IntTensor",
+                 "bool": "BoolTensor", "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor"}
+
+
+def _modified_message(r):
+    """PyTorch's words for row ``r``, whose saved buffer an in-place op changed."""
+    from .registry import OPS
+    from .versions import version
+
+    ops = {op.opcode: op for op in OPS.values()}
+    row = tape.row(r)
+    k, expected = int(row[layout.STALE]), int(row[layout.STALE + 1])
+    op = ops[int(row[layout.OP])]
+    saved = tape.saved[r]
+    array = saved[k] if isinstance(saved, tuple) else saved
+    name = op.saves[k]
+    producer = None  # the op whose output was saved (none for a leaf or a tensor without grad)
+    if name == "out":
+        producer = op
+    elif name in op.inputs:
+        j = int(row[layout.IN + op.inputs.index(name)])
+        if j >= 0 and tape.row(j)[layout.OP]:
+            producer = ops.get(int(tape.row(j)[layout.OP]))
+    what = f"[nbgrad.{_LEGACY_NAMES.get(array.dtype.name, array.dtype.name)} {list(array.shape)}]"
+    if producer is not None:
+        what += f", which is output 0 of {producer.grad_fn.split('Backward')[0]},"
+    return (
+        "one of the variables needed for gradient computation has been modified by an inplace operation: "
+        f"{what} is at version {version(array)}; expected version {expected} instead. Hint: the operation "
+        "that changed it ran after the forward that saved it; clone() the tensor before changing it in place."
+    )
 
 
 # --- hooks ----------------------------------------------------------------
