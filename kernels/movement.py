@@ -5,8 +5,9 @@ through another buffer by ``strides`` (0 on a broadcast dimension):
 ``gather`` reads through the offset, ``scatter_add`` accumulates through it.
 """
 import numpy as np
+from numba import prange
 
-from .jit import njit
+from .jit import CHUNK, PARALLEL_MIN, njit
 
 
 @njit
@@ -131,12 +132,32 @@ def take_fwd(x, index, inner, out):
 
 
 @njit
-def take_bwd(g, index, inner, gx):
-    """gx[index[i], :] += g[i, :]; repeated indices accumulate"""
-    for i in range(index.size):
+def _take_add(g, index, inner, start, stop, gx):
+    for i in range(start, stop):
         target = index[i] * inner
         for j in range(inner):
             gx[target + j] += g[i * inner + j]
+
+
+SCATTER_PARTS = 4  # private copies of gx a big scatter-add fills in parallel (threads rarely exceed it here)
+
+
+@njit(parallel=True)
+def take_bwd(g, index, inner, gx):
+    """gx[index[i], :] += g[i, :]; repeated indices accumulate. A big g (at least gx's size) is
+    split in SCATTER_PARTS runs of indices, each scattered into its own zeroed copy of gx in
+    parallel; the copies are then added in order (the same result on any number of threads)."""
+    if g.size < PARALLEL_MIN or g.size < gx.size:
+        _take_add(g, index, inner, 0, index.size, gx)
+        return
+    share = (index.size + SCATTER_PARTS - 1) // SCATTER_PARTS
+    partial = np.zeros((SCATTER_PARTS, gx.size), gx.dtype)
+    for part in prange(SCATTER_PARTS):
+        _take_add(g, index, inner, part * share, min(index.size, (part + 1) * share), partial[part])
+    for c in prange((gx.size + CHUNK - 1) // CHUNK):
+        for part in range(SCATTER_PARTS):
+            for i in range(c * CHUNK, min(gx.size, (c + 1) * CHUNK)):
+                gx[i] += partial[part, i]
 
 
 @njit

@@ -6,64 +6,74 @@ reduced dimension ``n`` in the middle: element ``(o, k, j)`` is at
 """
 import math
 
-from .jit import njit
+from numba import prange
+
+from .jit import PARALLEL_MIN, njit
 
 
 @njit
-def _log_sum_exp(x, base, n, inner):
-    """max and log(sum(exp(x - max))) along one line of ``n`` elements: exact for logits of any size"""
+def _softmax_line(x, line, n, inner, take_log, out):
+    """exp(x - max) / sum(exp(x - max)) along one line, or its log computed as
+    x - max - log(sum(exp(x - max))): exact for logits of any size, no -inf for tiny
+    probabilities; exp runs once per element (it is most of the time)"""
+    base = (line // inner) * n * inner + line % inner
     top = -math.inf
     for k in range(n):
         v = x[base + k * inner]
         if v > top or v != v:
             top = v
     if top == -math.inf or top != top:  # all -inf, or a NaN: every output is NaN, as PyTorch
-        return top, math.nan
+        top = math.nan
     total = 0.0
     for k in range(n):
-        total += math.exp(x[base + k * inner] - top)
-    return top, math.log(total)
+        e = math.exp(x[base + k * inner] - top)
+        total += e
+        if not take_log:
+            out[base + k * inner] = e
+    if take_log:
+        shift = top + math.log(total)
+        for k in range(n):
+            out[base + k * inner] = x[base + k * inner] - shift
+    else:
+        scale = 1.0 / total
+        for k in range(n):
+            out[base + k * inner] *= scale
 
 
 @njit
+def _softmax_bwd_line(g, out, line, n, inner, take_log, gx):
+    """softmax: gx += y (g - sum(g y)); log_softmax: gx += g - exp(y) sum(g)"""
+    base = (line // inner) * n * inner + line % inner
+    total = 0.0
+    for k in range(n):
+        i = base + k * inner
+        total += g[i] if take_log else g[i] * out[i]
+    for k in range(n):
+        i = base + k * inner
+        gx[i] += g[i] - math.exp(out[i]) * total if take_log else out[i] * (g[i] - total)
+
+
+@njit(parallel=True)
 def softmax_fwd(x, outer, n, inner, take_log, out):
-    """out = exp(x - max) / sum(exp(x - max)) along the middle dimension, or its log (``take_log``)
-    computed as x - max - log(sum(exp(x - max))): no -inf for tiny probabilities"""
-    for o in range(outer):
-        for j in range(inner):
-            base = o * n * inner + j
-            top, log_total = _log_sum_exp(x, base, n, inner)
-            for k in range(n):
-                v = x[base + k * inner] - top - log_total
-                out[base + k * inner] = v if take_log else math.exp(v)
+    """softmax (or log_softmax, ``take_log``) of x seen as (outer, n, inner) over n; lines in
+    parallel for a big x"""
+    if x.size < PARALLEL_MIN:
+        for line in range(outer * inner):
+            _softmax_line(x, line, n, inner, take_log, out)
+        return
+    for line in prange(outer * inner):
+        _softmax_line(x, line, n, inner, take_log, out)
 
 
-@njit
-def softmax_bwd(g, out, outer, n, inner, gx):
-    """gx += y (g - sum(g y)) along the middle dimension"""
-    for o in range(outer):
-        for j in range(inner):
-            base = o * n * inner + j
-            dot = 0.0
-            for k in range(n):
-                dot += g[base + k * inner] * out[base + k * inner]
-            for k in range(n):
-                i = base + k * inner
-                gx[i] += out[i] * (g[i] - dot)
-
-
-@njit
-def log_softmax_bwd(g, out, outer, n, inner, gx):
-    """gx += g - exp(y) sum(g) along the middle dimension"""
-    for o in range(outer):
-        for j in range(inner):
-            base = o * n * inner + j
-            total = 0.0
-            for k in range(n):
-                total += g[base + k * inner]
-            for k in range(n):
-                i = base + k * inner
-                gx[i] += g[i] - math.exp(out[i]) * total
+@njit(parallel=True)
+def softmax_bwd(g, out, outer, n, inner, take_log, gx):
+    """the backward of softmax_fwd, from its output; lines in parallel for a big g"""
+    if g.size < PARALLEL_MIN:
+        for line in range(outer * inner):
+            _softmax_bwd_line(g, out, line, n, inner, take_log, gx)
+        return
+    for line in prange(outer * inner):
+        _softmax_bwd_line(g, out, line, n, inner, take_log, gx)
 
 
 # Reductions of the losses: 0 'none', 1 'mean', 2 'sum'.

@@ -24,49 +24,55 @@ from .kernels.tape import MAX_NDIM
 from .tensor import Tensor, _contiguous, _normalize_dim, _wrap
 
 # --- declarations: one per op ----------------------------------------------
-NEG = declare("neg", "NegBackward0", ew.neg_fwd, (ew.neg_bwd,))
-EXP = declare("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out",))
-LOG = declare("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",))
-SQRT = declare("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out",))
-TANH = declare("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",))
-SIGMOID = declare("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",))
-RELU = declare("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
-ABS = declare("abs", "AbsBackward0", ew.abs_fwd, (ew.abs_bwd,), saves=("x",))
-SIN = declare("sin", "SinBackward0", ew.sin_fwd, (ew.sin_bwd,), saves=("x",))
-COS = declare("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",))
-CLAMP = declare("clamp", "ClampBackward1", ew.clamp_fwd, (ew.clamp_bwd,), floats=("low", "high"), saves=("x",))
 
-ADD_SCALAR = declare("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
-MUL_SCALAR = declare("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",))
-DIV_SCALAR = declare("div_scalar", "DivBackward0", ew.div_scalar_fwd, (ew.div_scalar_bwd,), floats=("p",))
-RSUB_SCALAR = declare("rsub_scalar", "RsubBackward1", ew.rsub_scalar_fwd, (ew.neg_bwd,), floats=("p",))
-RDIV_SCALAR = declare("rdiv_scalar", "DivBackward1", ew.rdiv_scalar_fwd, (ew.rdiv_scalar_bwd,),
-                      floats=("p",), saves=("x",))
-POW_SCALAR = declare("pow_scalar", "PowBackward0", ew.pow_scalar_fwd, (ew.pow_scalar_bwd,),
-                     floats=("p",), saves=("x",))
-RPOW_SCALAR = declare("rpow_scalar", "PowBackward2", ew.rpow_scalar_fwd, (ew.rpow_scalar_bwd,),
-                      floats=("p",), saves=("out",))
+def elementwise(name, grad_fn, fwd, bwd, **fields):
+    """An op whose kernels work element by element on arrays of the output's size."""
+    return declare(name, grad_fn, fwd, bwd, elementwise=True, **fields)
 
-ADD = declare("add", "AddBackward0", ew.add_fwd, (ew.identity_bwd, ew.identity_bwd), inputs=("a", "b"))
-SUB = declare("sub", "SubBackward0", ew.sub_fwd, (ew.identity_bwd, ew.neg_bwd), inputs=("a", "b"))
-MUL = declare("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd, Swapped(ew.mul_bwd)), inputs=("a", "b"),
-              saves=("a", "b"))
-DIV = declare("div", "DivBackward0", ew.div_fwd, (ew.div_bwd_a, ew.div_bwd_b), inputs=("a", "b"),
-              saves=("a", "b"))
-POW = declare("pow", "PowBackward1", ew.pow_fwd, (ew.pow_bwd_a, ew.pow_bwd_b), inputs=("a", "b"),
-              saves=("a", "b", "out"))
-MAXIMUM = declare("maximum", "MaximumBackward0", ew.maximum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
-                  inputs=("a", "b"), saves=("a", "b", "out"))
-MINIMUM = declare("minimum", "MinimumBackward0", ew.minimum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
-                  inputs=("a", "b"), saves=("a", "b", "out"))
-WHERE = declare("where", "WhereBackward0", ew.where_fwd, (ew.where_bwd_a, ew.where_bwd_b), inputs=("a", "b"),
-                arrays=(("condition", "bool_"),), saves=("condition",))
 
-TO = declare("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
-CLONE = declare("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
+NEG = elementwise("neg", "NegBackward0", ew.neg_fwd, (ew.neg_bwd,))
+EXP = elementwise("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out",))
+LOG = elementwise("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",))
+SQRT = elementwise("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out",))
+TANH = elementwise("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",))
+SIGMOID = elementwise("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",))
+RELU = elementwise("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
+ABS = elementwise("abs", "AbsBackward0", ew.abs_fwd, (ew.abs_bwd,), saves=("x",))
+SIN = elementwise("sin", "SinBackward0", ew.sin_fwd, (ew.sin_bwd,), saves=("x",))
+COS = elementwise("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",))
+CLAMP = elementwise("clamp", "ClampBackward1", ew.clamp_fwd, (ew.clamp_bwd,), floats=("low", "high"), saves=("x",))
+
+ADD_SCALAR = elementwise("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
+MUL_SCALAR = elementwise("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",))
+DIV_SCALAR = elementwise("div_scalar", "DivBackward0", ew.div_scalar_fwd, (ew.div_scalar_bwd,), floats=("p",))
+RSUB_SCALAR = elementwise("rsub_scalar", "RsubBackward1", ew.rsub_scalar_fwd, (ew.neg_bwd,), floats=("p",))
+RDIV_SCALAR = elementwise("rdiv_scalar", "DivBackward1", ew.rdiv_scalar_fwd, (ew.rdiv_scalar_bwd,),
+                          floats=("p",), saves=("x",))
+POW_SCALAR = elementwise("pow_scalar", "PowBackward0", ew.pow_scalar_fwd, (ew.pow_scalar_bwd,),
+                         floats=("p",), saves=("x",))
+RPOW_SCALAR = elementwise("rpow_scalar", "PowBackward2", ew.rpow_scalar_fwd, (ew.rpow_scalar_bwd,),
+                          floats=("p",), saves=("out",))
+
+ADD = elementwise("add", "AddBackward0", ew.add_fwd, (ew.identity_bwd, ew.identity_bwd), inputs=("a", "b"))
+SUB = elementwise("sub", "SubBackward0", ew.sub_fwd, (ew.identity_bwd, ew.neg_bwd), inputs=("a", "b"))
+MUL = elementwise("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd, Swapped(ew.mul_bwd)), inputs=("a", "b"),
+                  saves=("a", "b"))
+DIV = elementwise("div", "DivBackward0", ew.div_fwd, (ew.div_bwd_a, ew.div_bwd_b), inputs=("a", "b"),
+                  saves=("a", "b"))
+POW = elementwise("pow", "PowBackward1", ew.pow_fwd, (ew.pow_bwd_a, ew.pow_bwd_b), inputs=("a", "b"),
+                  saves=("a", "b", "out"))
+MAXIMUM = elementwise("maximum", "MaximumBackward0", ew.maximum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
+                      inputs=("a", "b"), saves=("a", "b", "out"))
+MINIMUM = elementwise("minimum", "MinimumBackward0", ew.minimum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
+                      inputs=("a", "b"), saves=("a", "b", "out"))
+WHERE = elementwise("where", "WhereBackward0", ew.where_fwd, (ew.where_bwd_a, ew.where_bwd_b), inputs=("a", "b"),
+                    arrays=(("condition", "bool_"),), saves=("condition",))
+
+TO = elementwise("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
+CLONE = elementwise("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
 VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,))
 # copy_/fill_/zero_: the destination's old values get no gradient; x is broadcast to its shape.
-COPY = declare("copy", "CopyBackwards", ew.cast, (ew.zero_bwd, ew.identity_bwd), inputs=("dst", "x"))
+COPY = elementwise("copy", "CopyBackwards", ew.cast, (ew.zero_bwd, ew.identity_bwd), inputs=("dst", "x"))
 # x[index] = v: ``index`` holds flat positions of x; v is broadcast to the indexed region.
 PUT = declare("put", "CopySlices", movement.put_fwd, (movement.put_bwd_x, movement.put_bwd_v), inputs=("x", "v"),
               arrays=(("index", "int64"),), saves=("index",))
@@ -92,7 +98,7 @@ LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
                  ints=("m", "k", "n", "gemm"), saves=("x", "w"))
 SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
                   ints=("outer", "n", "inner", "take_log"), saves=("out",))
-LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.log_softmax_bwd,),
+LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
                       ints=("outer", "n", "inner", "take_log"), saves=("out",))
 NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
                    arrays=(("target", "int64"), ("weight", None)), ints=("n", "inner", "ignore_index", "reduction"),

@@ -30,7 +30,8 @@ class Op:
     reads (input or array names, or ``"out"``);
     ``fwd=None`` declares a view, whose forward is metadata only;
     ``cross_dtype`` marks a dtype conversion, whose input gradient has the
-    input's dtype, not the output's.
+    input's dtype, not the output's; ``elementwise`` kernels may run on aligned
+    slices of all their arrays (in parallel, for big outputs).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Op:
     shapes: tuple = ()
     saves: tuple = ()
     cross_dtype: bool = False
+    elementwise: bool = False
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
     same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
