@@ -40,3 +40,57 @@ class MLPStep:
             w.grad = None
         loss = ((fw.relu(self.x @ self.w1 + self.b1) @ self.w2 + self.b2) ** 2).mean()
         loss.backward()
+
+
+SIZES = {"tiny": (32, 32, 1), "small": (128, 128, 2), "medium": (512, 512, 2)}  # batch, hidden, hidden layers
+FEATURES = 64
+CLASSES = 10
+
+
+def build_train_step(fw, size, seed=0):
+    """A full training step of an MLP classifier (forward, cross-entropy, backward, SGD with
+    momentum) on fixed float32 data: returns the step function (it returns the loss)."""
+    batch, hidden, layers = SIZES[size]
+    fw.manual_seed(seed)
+    widths = [FEATURES] + [hidden] * layers
+    modules = []
+    for n_in, n_out in zip(widths, widths[1:]):
+        modules += [fw.nn.Linear(n_in, n_out), fw.nn.ReLU()]
+    model = fw.nn.Sequential(*modules, fw.nn.Linear(widths[-1], CLASSES))
+    rng = np.random.default_rng(seed)
+    x = fw.tensor(rng.standard_normal((batch, FEATURES)).astype(np.float32))
+    y = fw.tensor(rng.integers(0, CLASSES, batch))
+    optimizer = fw.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = fw.nn.CrossEntropyLoss()
+
+    def step():
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+class MLPTrainStep:
+    """One full training step: forward, cross-entropy, backward and an SGD-momentum update.
+
+    tiny: batch 32, hidden 32, one hidden layer; small: 128, 128, two; medium: 512, 512, two.
+    """
+
+    params = [FRAMEWORKS, list(SIZES)]
+    param_names = ["framework", "size"]
+
+    def setup(self, framework, size):
+        self.step = build_train_step(import_framework(framework), size)
+        self.step()  # warm-up (compile / load kernels, allocate optimizer state)
+
+    def time_train_step(self, framework, size):
+        self.step()
+
+    def peakmem_100_steps(self, framework, size):
+        if size != "medium":
+            raise NotImplementedError("peak memory is tracked at the medium size only")
+        for _ in range(100):
+            self.step()

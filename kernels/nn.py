@@ -79,6 +79,16 @@ def softmax_bwd(g, out, outer, n, inner, take_log, gx):
 # Reductions of the losses: 0 'none', 1 'mean', 2 'sum'.
 
 @njit
+def first_bad_target(target, classes, ignore_index):
+    """The position of the first class index outside [0, classes) (not ignore_index), or -1"""
+    for i in range(target.size):
+        t = target[i]
+        if t != ignore_index and (t < 0 or t >= classes):
+            return i
+    return -1
+
+
+@njit
 def _class_weight(weight, t):
     return weight[t] if weight.size else 1.0
 

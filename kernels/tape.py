@@ -169,9 +169,9 @@ def save_broadcast(rows, r, i, shape, strides):
 
 
 @njit
-def mark_modified(chunks, start, end, version):
-    """Flag every row with a live saved buffer in bytes ``[start, end)``, a storage that an
-    in-place op is about to change from ``version``; returns how many rows it flagged."""
+def mark_modified(chunks, starts, ends, versions):
+    """Flag every row with a live saved buffer in one of the byte ranges ``[starts[i], ends[i])``,
+    storages that in-place ops are about to change from ``versions[i]``; returns how many."""
     flagged = 0
     for c in range(chunks.size):
         rows = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
@@ -180,11 +180,15 @@ def mark_modified(chunks, start, end, version):
             if not flags & NEEDS_SAVED or flags & (RELEASED | MODIFIED):
                 continue
             for k in range(3):
-                if start <= rows[base + SAVED + k] < end:
-                    rows[base + FLAGS] = flags | MODIFIED
-                    rows[base + STALE] = k
-                    rows[base + STALE + 1] = version
-                    flagged += 1
+                address = rows[base + SAVED + k]
+                for i in range(starts.size):
+                    if starts[i] <= address < ends[i]:
+                        rows[base + FLAGS] = flags | MODIFIED
+                        rows[base + STALE] = k
+                        rows[base + STALE + 1] = versions[i]
+                        flagged += 1
+                        break
+                if rows[base + FLAGS] & MODIFIED:
                     break
     return flagged
 

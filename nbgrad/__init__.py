@@ -9,7 +9,7 @@
 tensor([[4.5000, 4.5000],
         [4.5000, 4.5000]])
 """
-from . import autograd, dtypes, nn
+from . import autograd, dtypes, nn, optim
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import bool_ as bool
 from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
@@ -46,6 +46,7 @@ from .ops import (
     argmin,
     cat,
     clamp,
+    clamp_,
     clip,
     clone,
     concat,
@@ -58,6 +59,7 @@ from .ops import (
     equal,
     exp,
     expand,
+    fill_,
     flatten,
     ge,
     gt,
@@ -98,6 +100,7 @@ from .ops import (
     var,
     view,
     where,
+    zero_,
 )
 from .tensor import Size, Tensor, device
 

@@ -59,9 +59,22 @@ def viewed(array):
     return bool(entry and entry[2])
 
 
-def bump(array):
-    """``array``'s storage is about to change in place: flag the rows that saved it, count a version."""
-    root, entry = _entry(array, True)
-    start = root.__array_interface__["data"][0]
-    layout.mark_modified(tape.chunk_addresses, start, start + max(root.nbytes, 1), entry[1])
-    entry[1] += 1
+def storages(arrays):
+    """What ``bump_storages`` needs for ``arrays``: their counters and byte ranges (reusable
+    while the arrays live: an optimizer computes it once for its parameters)."""
+    entries = [_entry(array, True) for array in arrays]
+    starts = np.array([root.__array_interface__["data"][0] for root, _ in entries], np.int64)
+    ends = starts + np.array([max(root.nbytes, 1) for root, _ in entries], np.int64)
+    return [entry for _, entry in entries], starts, ends
+
+
+def bump_storages(entries, starts, ends):
+    """The storages are about to change in place: flag the rows that saved them (one scan of
+    the tape for all) and count a version for each."""
+    layout.mark_modified(tape.chunk_addresses, starts, ends, np.array([e[1] for e in entries], np.int64))
+    for entry in entries:
+        entry[1] += 1
+
+
+def bump(*arrays):
+    bump_storages(*storages(arrays))

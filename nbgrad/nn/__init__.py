@@ -1,4 +1,18 @@
-"""Neural-network building blocks."""
-from . import functional
+"""Neural-network building blocks: modules, their functional forms and initialisation."""
+from . import functional, init
+from .modules import (
+    CrossEntropyLoss,
+    Dropout,
+    Flatten,
+    Linear,
+    Module,
+    MSELoss,
+    Parameter,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
 
-__all__ = ["functional"]
+__all__ = ["functional", "init", "Module", "Parameter", "Linear", "ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout",
+           "Sequential", "MSELoss", "CrossEntropyLoss"]

@@ -36,26 +36,33 @@ def linear(input, weight, bias=None):
     """input @ weight.T + bias in one node (``AddmmBackward0``): one gemm forward, one per input backward."""
     _check_tensor("linear", "input", input)
     _check_tensor("linear", "weight", weight)
-    if weight.ndim != 2 or input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise RuntimeError(f"linear: shapes {tuple(input.shape)} and {tuple(weight.shape)}.T cannot be multiplied "
+    x, w = input._data, weight._data
+    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise RuntimeError(f"linear: shapes {tuple(x.shape)} and {tuple(w.shape)}.T cannot be multiplied "
                            "(weight must be (out_features, in_features))")
-    n, k = weight.shape
+    n, k = w.shape
+    operands = (input, weight)
     if bias is not None:
         _check_tensor("linear", "bias", bias)
-        if tuple(bias.shape) != (n,):
-            raise RuntimeError(f"linear: bias of shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}"
+        if bias._data.shape != (n,):
+            raise RuntimeError(f"linear: bias of shape {tuple(bias.shape)} does not match weight {tuple(w.shape)}"
                                f" (expected ({n},))")
-    operands = (input, weight) if bias is None else (input, weight, bias)
-    dtype = dtypes.result_type(*operands)
-    if not dtype.is_floating_point:
-        raise RuntimeError(f"linear: integer tensors are not supported (got {input.dtype!r} and {weight.dtype!r})")
-    operands = tuple(ops._to_dtype(t, dtype) for t in operands)
+        operands = (input, weight, bias)
+    numpy_dtype = x.dtype
+    if numpy_dtype.kind != "f" or any(t._data.dtype != numpy_dtype for t in operands[1:]):  # promote first
+        dtype = dtypes.result_type(*operands)
+        if not dtype.is_floating_point:
+            raise RuntimeError(f"linear: integer tensors are not supported (got {input.dtype!r} and {weight.dtype!r})")
+        operands = tuple(ops._to_dtype(t, dtype) for t in operands)
+        numpy_dtype = dtype.numpy
     x = operands[0]._data
-    b = operands[2]._data if bias is not None else np.empty(0, dtype.numpy)
-    m = math.prod(x.shape[:-1])
-    out = np.empty(x.shape[:-1] + (n,), dtype.numpy)
-    return ops._apply(ops.LINEAR, operands, (x, operands[1]._data, b), (m, k, n, ops._GEMM[dtype.numpy]), out,
-                      None if bias is not None else ops.node_class("MmBackward0"))
+    b = operands[2]._data if bias is not None else np.empty(0, numpy_dtype)
+    out = np.empty(x.shape[:-1] + (n,), numpy_dtype)
+    return ops._apply(ops.LINEAR, operands, (x, operands[1]._data, b), (math.prod(x.shape[:-1]), k, n,
+                      ops._GEMM[numpy_dtype]), out, None if bias is not None else _MM_NODE)
+
+
+_MM_NODE = ops.node_class("MmBackward0")
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
@@ -76,9 +83,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         raise ValueError(f"nll_loss: expected target of shape {expected} for input of shape {tuple(shape)}, "
                          f"got {tuple(target.shape)}")
     t = target._data.reshape(-1)
-    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
-    if bad.any():
-        raise IndexError(f"Target {t[bad][0]} is out of bounds (nll_loss over {classes} classes).")
+    bad = kernels.first_bad_target(t, classes, int(ignore_index))
+    if bad >= 0:
+        raise IndexError(f"Target {t[bad]} is out of bounds (nll_loss over {classes} classes).")
     if weight is None:
         w = np.empty(0, x._data.dtype)
     else:

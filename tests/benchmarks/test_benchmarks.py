@@ -110,3 +110,14 @@ def test_mlp_step_small(benchmark, framework):
     for w, ref in zip(weights, ref_grads):
         assert w.grad.shape == w.shape
         np.testing.assert_allclose(_numpy(w.grad), ref, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_mlp_train_step(benchmark, framework):
+    from asv_benchmarks.bench_mlp import build_train_step
+
+    fw = _fw(framework)
+    step = build_train_step(fw, "small")
+    first = step().item()
+    benchmark(step)
+    assert step().item() < first  # the steps learn the fixed batch

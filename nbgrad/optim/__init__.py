@@ -1,0 +1,197 @@
+"""Optimizers with PyTorch's update rules and defaults; ``step()`` is one compiled call.
+
+The optimizer keeps a table of its parameters (see ``kernels/optim.py``) and
+rebuilds it only when a parameter's storage or leaf node changed. State
+buffers (momentum, Adam's moments) are NumPy arrays the kernel updates in place;
+``optimizer.state[p]`` shows them as tensors.
+"""
+import numpy as np
+
+from ..autograd import tape, versions
+from ..kernels import optim as kernel
+from ..tensor import Tensor, _wrap
+from . import lr_scheduler
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Holds ``param_groups`` (dicts with ``params`` and hyper-parameters) and per-parameter state."""
+
+    kind = None
+    state_names = ()  # the state buffers of a parameter, in table columns STATE0, STATE1
+
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self.param_groups = []
+        self.state = {}
+        self._table_key = None
+        groups = list(params) if not isinstance(params, Tensor) else None
+        if groups is None:
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            "but got a Tensor")
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        for group in groups if isinstance(groups[0], dict) else [{"params": groups}]:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+            if not p.requires_grad:
+                raise ValueError("optimizing a parameter that doesn't require gradients")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]) or len({id(p) for p in group["params"]}) < len(group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self._check(group)
+        self.param_groups.append(group)
+        self._table_key = None
+
+    def _check(self, group):
+        for name in ("lr", "weight_decay", "momentum", "eps"):
+            if name in group and group[name] < 0:
+                raise ValueError(f"Invalid {name.replace('_', ' ')} value: {group[name]}")
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _table(self):
+        """The parameter table, rebuilt when a parameter got new storage or a new leaf node."""
+        params = self._params()
+        key = [(p._data, p._node) for p in params]
+        if self._table_key is not None and all(a is b and c is d for (a, c), (b, d) in zip(key, self._table_key)):
+            return self._int_table
+        self._sync_steps()
+        table = np.zeros((len(params), 5), np.int64)
+        for k, p in enumerate(params):
+            state = self.state.setdefault(p, {})
+            table[k, kernel.ROW] = p._node._row
+            table[k, kernel.DATA] = p._data.ctypes.data
+            for column, name in zip((kernel.STATE0, kernel.STATE1), self.state_names):
+                buffer = state.get(name)
+                if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype:
+                    buffer = state[name] = _wrap(np.zeros(p._data.shape, p._data.dtype))
+                table[k, column] = buffer._data.ctypes.data
+            table[k, kernel.STEP] = state.get("step", 0)
+        self._int_table, self._table_key = table, key
+        self._storages = versions.storages([p._data for p in params])
+        return table
+
+    def _hyper(self):
+        rows = [self._hyper_row(group) for group in self.param_groups for _ in group["params"]]
+        return np.array(rows, np.float64).reshape(-1, 9)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
+        loss = closure() if closure is not None else None
+        table = self._table()
+        versions.bump_storages(*self._storages)  # a graph that saved a parameter must not see new values
+        kernel.step(tape.chunk_addresses, self.kind, table, self._hyper())
+        return loss
+
+    def _sync_steps(self):
+        """Copy the step counts the kernel keeps in the table into ``state``."""
+        if self._table_key is not None:
+            for p, steps in zip(self._params(), self._int_table[:, kernel.STEP].tolist()):
+                self.state[p]["step"] = steps
+
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [...]}`` with parameters as indices, as PyTorch."""
+        self._sync_steps()
+        index = {id(p): i for i, p in enumerate(self._params())}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
+        state = {index[id(p)]: {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
+                 for p, s in self.state.items() if s.get("step")}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise ValueError("loaded state dict has a different number of parameter groups or parameters")
+        params = self._params()
+        for saved, group in zip(groups, self.param_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = {k: (_wrap(np.array(v._data, p._data.dtype)) if isinstance(v, Tensor) else v)
+                             for k, v in s.items()}
+        self._table_key = None
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum (and dampening, Nesterov) and weight decay."""
+
+    kind = kernel.SGD
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov))
+
+    def _hyper_row(self, g):
+        return (g["lr"], g["weight_decay"], g["momentum"], g["dampening"], float(g["nesterov"]), 0, 0, 0, 0)
+
+
+class Adam(Optimizer):
+    """Adam with PyTorch's bias correction and defaults (L2 weight decay added to the gradient)."""
+
+    kind = kernel.ADAM
+    state_names = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _hyper_row(self, g):
+        beta1, beta2 = g["betas"]
+        return (g["lr"], g["weight_decay"], 0, 0, 0, beta1, beta2, g["eps"], float(self.decoupled))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (the parameters shrink by lr * weight_decay each step)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
