@@ -185,10 +185,10 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        if value._data.shape != self._data.shape or value._data.dtype != self._data.dtype:
-            if type(self._node) is AccumulateGrad:
-                self._node = _leaf_node(self)  # a new .grad buffer for the new shape/dtype
+        changed = value._data.shape != self._data.shape or value._data.dtype != self._data.dtype
         self._data = value._data
+        if changed and type(self._node) is AccumulateGrad:
+            self._node = _leaf_node(self)  # a new .grad buffer of the new shape and dtype
 
     @property
     def grad(self):

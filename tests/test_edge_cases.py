@@ -52,6 +52,13 @@ def test_replacing_data_with_another_shape_then_backward_is_refused():
         y.backward()
 
 
+def test_a_leaf_given_data_of_another_dtype_gets_a_grad_buffer_of_that_dtype():
+    w = nb.ones(1000, requires_grad=True)
+    w.data = nb.ones(1000, dtype=nb.float64)  # a float32 .grad buffer here would be overrun by backward
+    (w * 3).sum().backward()
+    assert w.grad.dtype == nb.float64 and w.grad.tolist() == [3.0] * 1000
+
+
 def test_grad_reset_never_recycles_memory_the_user_still_sees():
     x = nb.zeros(4, requires_grad=True)
     g = nb.ones(2, 2)
