@@ -102,6 +102,7 @@ from .ops import (
     where,
     zero_,
 )
+from .serialization import load, save
 from .tensor import Size, Tensor, device
 
 float = float32

@@ -1,0 +1,1 @@
+"""Utilities: batching data (``nbgrad.utils.data``)."""
