@@ -8,7 +8,9 @@ import nbgrad.nn.functional as F
 from nbgrad.autograd import gradcheck
 
 # Each step maps x (2, 3) and the other inputs y (2, 3), b (3,) to a new (2, 3) tensor;
-# a step with a kink (abs, relu, max) is fine: random points are almost never on it.
+# a step with a kink (abs, relu, max) is fine: random points are almost never on it. No step may
+# put values exactly on a kink either (x - x.max() makes exact zeros, where relu and std are not
+# differentiable), so max_dim subtracts only half the maximum.
 STEPS = {
     "exp": lambda x, y, b: (x * 0.5).exp(),
     "log": lambda x, y, b: (x * x + 1).log(),
@@ -39,7 +41,7 @@ STEPS = {
     "mask": lambda x, y, b: x * 1 + nb.where(x.detach() > 0, x, nb.zeros(2, 3, dtype=nb.float64)),
     "slices": lambda x, y, b: nb.cat([x[:, ::2], x[:, 1:2]], 1),
     "mean_dim": lambda x, y, b: x - x.mean(1, keepdim=True),
-    "max_dim": lambda x, y, b: x - x.max(1, keepdim=True).values,
+    "max_dim": lambda x, y, b: x - x.max(1, keepdim=True).values * 0.5,
     "min_all": lambda x, y, b: x + x.min(),
     "var_std": lambda x, y, b: x * x.var(1, keepdim=True) + x.std(0),
     "norm": lambda x, y, b: x / (x.norm() + 1),
@@ -57,7 +59,7 @@ def put(x, b):
     return z
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.sampled_from(sorted(STEPS)), min_size=1, max_size=4), seed=st.integers(0, 2 ** 16))
 def test_random_expression_gradients(steps, seed):
     rng = np.random.default_rng(seed)
