@@ -109,17 +109,16 @@ def call_gemm_fortran(typingctx, dtype, function, trans_a, trans_b, m, n, k, alp
 
 def find_gemm():
     """(sgemm, dgemm) addresses: NumPy's CBLAS when found, else minus SciPy's Fortran ones."""
+    if os.environ.get("NBGRAD_NUMPY_BLAS", "1") != "0":
+        folder = os.path.dirname(os.path.dirname(np.__file__))
+        for path in sorted(glob.glob(os.path.join(folder, "numpy.libs", "libscipy_openblas64_*"))):
+            try:
+                library = ctypes.CDLL(path)
+                return (ctypes.cast(library.scipy_cblas_sgemm64_, ctypes.c_void_p).value,
+                        ctypes.cast(library.scipy_cblas_dgemm64_, ctypes.c_void_p).value)
+            except (OSError, AttributeError):
+                continue
+    # Only now: importing SciPy's BLAS costs a fifth of a second at start-up.
     from numba.extending import get_cython_function_address
 
-    fortran = tuple(-get_cython_function_address("scipy.linalg.cython_blas", name) for name in ("sgemm", "dgemm"))
-    if os.environ.get("NBGRAD_NUMPY_BLAS", "1") == "0":
-        return fortran
-    folder = os.path.dirname(os.path.dirname(np.__file__))
-    for path in sorted(glob.glob(os.path.join(folder, "numpy.libs", "libscipy_openblas64_*"))):
-        try:
-            library = ctypes.CDLL(path)
-            return (ctypes.cast(library.scipy_cblas_sgemm64_, ctypes.c_void_p).value,
-                    ctypes.cast(library.scipy_cblas_dgemm64_, ctypes.c_void_p).value)
-        except (OSError, AttributeError):
-            continue
-    return fortran
+    return tuple(-get_cython_function_address("scipy.linalg.cython_blas", name) for name in ("sgemm", "dgemm"))

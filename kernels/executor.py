@@ -2,13 +2,17 @@
 
 A backward runs in one compiled call (``execute`` in the module that
 ``nbgrad.autograd.codegen`` writes from the op declarations, which adds the
-per-op dispatch): ``plan`` collects the rows reachable from the root in
+per-op dispatch, through a table of each op's backward compiled as a C function
+on first use): ``plan`` collects the rows reachable from the root in
 topological order and gives each a slot in one gradient arena; then, for each
 row, ``input_grad`` hands the op's backward kernel the buffer to accumulate
 into, and ``finish_input_grad`` sums broadcast gradients back to the input's
 shape. Leaves accumulate straight into their ``.grad`` buffer.
 """
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .jit import njit
 from .movement import scatter_add
@@ -37,9 +41,28 @@ from .tape import (
     view,
 )
 
-# Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released or modified row).
+# Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released or modified row;
+# NEEDS: an op's backward for a dtype is not compiled yet).
 DONE = -1
-MIXED = -(1 << 62)
+NEEDS = -(1 << 62)
+
+BACKWARD_ARGS = 6  # chunk addresses, number of chunks, row, arena address, gradient address, gradient size
+
+
+@intrinsic
+def call_backward(typingctx, address, chunk_addresses, n_chunks, row, arena, g_address, g_size):
+    """Call the op backward compiled at ``address`` (a C function of BACKWARD_ARGS int64s)."""
+    args = (chunk_addresses, n_chunks, row, arena, g_address, g_size)
+    if not all(isinstance(a, types.Integer) for a in (address, *args)):
+        return None
+
+    def codegen(context, builder, signature, values):
+        i64 = ir.IntType(64)
+        function = builder.inttoptr(values[0], ir.FunctionType(ir.VoidType(), [i64] * BACKWARD_ARGS).as_pointer())
+        builder.call(function, [context.cast(builder, v, t, types.int64) for v, t in zip(values[1:], args)])
+        return context.get_dummy_value()
+
+    return types.void(types.int64, *[types.int64] * BACKWARD_ARGS), codegen
 
 
 @njit
@@ -47,7 +70,8 @@ def _grow(array, n):
     if n < array.size:
         return array
     bigger = np.empty(2 * array.size, np.int64)
-    bigger[:array.size] = array
+    for i in range(array.size):  # loops, not array assignments: those compile a shape-error path (seconds)
+        bigger[i] = array[i]
     return bigger
 
 
@@ -55,10 +79,9 @@ def _grow(array, n):
 def plan(chunks, root, epoch):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
-    Returns ``(order, count, arena_bytes, bad_row, mixed)``; ``bad_row >= 0`` is a
+    Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a
     row whose saved buffers were released by an earlier backward or changed by an
-    in-place op; ``mixed``
-    says the rows hold more than one dtype.
+    in-place op.
     """
     order = np.empty(64, np.int64)
     stack = np.empty(64, np.int64)
@@ -107,15 +130,11 @@ def plan(chunks, root, epoch):
                 order[count] = j
                 count += 1
     arena_bytes = 0
-    mixed = False
     if bad_row >= 0:
-        return order, count, arena_bytes, bad_row, mixed
-    itemsize = row_at(chunks, root)[ITEMSIZE]
+        return order, count, arena_bytes, bad_row
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
         row = row_at(chunks, order[k])
         flags = row[FLAGS]
-        if row[ITEMSIZE] != itemsize:
-            mixed = True
         if flags & LEAF and not flags & PYTHON:
             row[SLOT] = -1
             if not flags & GRAD_DEFINED:
@@ -124,7 +143,7 @@ def plan(chunks, root, epoch):
         else:
             row[SLOT] = arena_bytes
             arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
-    return order, count, arena_bytes, bad_row, mixed
+    return order, count, arena_bytes, bad_row
 
 
 @njit
@@ -187,9 +206,11 @@ def write_retained(row, grad):
         return
     target = view(row[GRAD_BUF], row[NUMEL], grad.dtype)
     if flags & GRAD_DEFINED:
-        target += grad
+        for i in range(target.size):
+            target[i] += grad[i]
     else:
-        target[:] = grad
+        for i in range(target.size):
+            target[i] = grad[i]
         row[FLAGS] = flags | GRAD_DEFINED
 
 

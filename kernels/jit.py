@@ -7,9 +7,10 @@ of all kernel sources and the Numba version: an edit or an upgrade means a new
 folder and a fresh compile, never stale machine code.
 
 - ``NBGRAD_CACHE=0`` turns the on-disk cache off.
-- ``NBGRAD_CACHE_DIR`` chooses the folder; by default it is ``__generated__``
-  beside these kernels when writable (a virtual environment, a checkout),
-  else ``~/.cache/nbgrad`` (or ``$XDG_CACHE_HOME/nbgrad``).
+- ``NBGRAD_CACHE_DIR`` chooses the folder, else ``$NUMBA_CACHE_DIR/nbgrad`` when
+  that is set; by default it is ``__generated__`` beside these kernels when
+  writable (a virtual environment, a checkout), else ``~/.cache/nbgrad`` (or
+  ``$XDG_CACHE_HOME/nbgrad``): a system-wide install caches per user.
 """
 import contextlib
 import hashlib
@@ -42,8 +43,18 @@ CHUNK = 1 << 13
 # with idle threads that sleep: OpenMP's default, spinning for a while after each parallel
 # kernel, took the cores from the BLAS threads of the next matmul (a 512-wide MLP step ran
 # 4x slower). Set OMP_WAIT_POLICY yourself to choose otherwise.
+#
+# The threading layer must be safe for parallel kernels called from several Python threads at
+# once (the workqueue layer aborts the process then): OpenMP (bundled with Numba's wheels) or TBB.
+# NUMBA_THREADING_LAYER still decides when set; without either safe layer, the workqueue stays.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_launch_threads()
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
+try:
+    _launch_threads()
+except ValueError:  # no safe layer could be loaded
+    numba.config.THREADING_LAYER = "workqueue"
+    _launch_threads()
 
 
 def cache_root():
@@ -51,6 +62,8 @@ def cache_root():
     configured = os.environ.get("NBGRAD_CACHE_DIR")
     if configured:
         return Path(configured)
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / "nbgrad"
     beside = KERNELS_DIR / "__generated__"
     try:
         beside.mkdir(exist_ok=True)
@@ -62,14 +75,16 @@ def cache_root():
     return Path(base) / "nbgrad"
 
 
-def _sources_key():
+def sources_key(folder=KERNELS_DIR):
+    """A hash of every kernel source in ``folder`` and of the Numba version."""
     digest = hashlib.sha256(numba.__version__.encode())
-    for path in sorted(KERNELS_DIR.glob("*.py")):
+    for path in sorted(Path(folder).glob("*.py")):
+        digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-SOURCES_KEY = _sources_key()
+SOURCES_KEY = sources_key()
 _cache_dir = None
 
 
@@ -110,3 +125,15 @@ def njit(fn=None, **options):
             return numba.njit(**opts)(f)
 
     return decorate if fn is None else decorate(fn)
+
+
+def cfunc(signature, **options):
+    """``numba.cfunc`` with the project's options and cache folder: a C function with an ``.address``."""
+    opts = dict(JIT, **options)
+    cache = opts.pop("cache")
+
+    def decorate(f):
+        with _caching_into_our_folder():
+            return numba.cfunc(signature, cache=cache, **opts)(f)
+
+    return decorate

@@ -111,3 +111,24 @@ long = int64
 int = int32
 
 __version__ = "0.1.0"
+
+
+def set_num_threads(n):
+    """Threads for the parallel kernels, for the calling thread (Numba's setting is per thread);
+    ``n`` from 1 to the cores, or ``NUMBA_NUM_THREADS`` when set. Matrix products use BLAS's own threads."""
+    import builtins
+
+    import numba
+
+    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int):  # this module's int is int32
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"set_num_threads: n must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+    numba.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the parallel kernels use in the calling thread."""
+    import numba
+
+    return numba.get_num_threads()

@@ -4,8 +4,9 @@ The executor (generated in ``codegen`` from the op declarations) plans the
 reachable rows, runs every backward kernel and accumulates into ``.grad``. It
 returns to Python only at rows flagged PYTHON (tensor hooks), which split the
 walk into compiled segments: Python runs the hooks on the gradient in the
-executor's arena and calls it again from there. (A graph that mixes float32 and
-float64 is found out by the first call and walked by a second one.)
+executor's arena and calls it again from there. Each op's backward is compiled
+for a dtype the first time a graph needs it: the executor says so before it
+runs anything, Python compiles it, and the executor is called again.
 """
 import itertools
 import threading
@@ -15,14 +16,13 @@ import numpy as np
 
 from ..kernels import executor
 from ..kernels import tape as layout
-from ..kernels.executor import MIXED
+from ..kernels.executor import NEEDS
 from . import tape
 
-# How many times the compiled executor was entered (for tests: one per graph without hooks).
+# How many times the compiled executor ran a graph (for tests: one per graph without hooks).
 executor_calls = 0
 _epochs = itertools.count(1)
 _ONE = np.ones(1, np.float64)
-_DTYPES = {4: np.empty(0, np.float32), 8: np.empty(0, np.float64)}  # executor dtype tokens
 _NO_ORDER = np.zeros(0, np.int64)
 _NO_ARENA = np.zeros(0, np.float64)
 _generated = None
@@ -35,15 +35,26 @@ SECOND_BACKWARD = (
 )
 
 
-def _execute(like, *args):
-    """One call of the executor for the dtype of the empty array ``like`` (None: mixed dtypes)."""
+def _execute(chunks, root, seed, retain_graph, resume, order, count, arena):
+    """One call of the executor; first compile the op backwards that the graph needs, if any."""
     global executor_calls, _generated
     if _generated is None:
         from .. import ops
 
         _generated = ops.GENERATED
-    executor_calls += 1
-    return _generated.execute(*args, like)
+    backwards = _generated.backwards
+    while True:
+        epoch = next(_epochs) if resume < 0 else 0  # a fresh plan needs a fresh mark
+        result = _generated.execute(chunks, root, seed, epoch, retain_graph, resume, order, count, arena,
+                                    backwards.table)
+        if result[0] != NEEDS:
+            executor_calls += 1
+            return result
+        order, count, arena = result[1], result[2], result[3]
+        for r in order[:count].tolist():
+            row = tape.row(r)
+            if not row[layout.FLAGS] & layout.LEAF:
+                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]))
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
@@ -97,15 +108,7 @@ def _run(root, seed, retain_graph):
     chunks = tape.chunk_addresses
     cached = _arena_cache.arena
     _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
-    dtype = _DTYPES[int(tape.row(root._row)[layout.ITEMSIZE])]
-    status, order, count, arena = _execute(
-        dtype, chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
-    )
-    if status == MIXED:  # rows of both float dtypes: the executor that branches per row
-        dtype = None
-        status, order, count, arena = _execute(
-            dtype, chunks, root._row, seed, next(_epochs), retain_graph, -1, _NO_ORDER, 0, cached
-        )
+    status, order, count, arena = _execute(chunks, root._row, seed, retain_graph, -1, _NO_ORDER, 0, cached)
     reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
         reusable = False  # hooks saw views of the arena: never hand it out again
@@ -113,7 +116,7 @@ def _run(root, seed, retain_graph):
         _run_hooks(order[status], arena)
         executor.restore_slots(tape.chunk_addresses, order, count, planned)
         status, order, count, arena = _execute(
-            dtype, tape.chunk_addresses, root._row, seed, 0, retain_graph, status, order, count, arena
+            tape.chunk_addresses, root._row, seed, retain_graph, status, order, count, arena
         )
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         _arena_cache.arena = arena

@@ -95,9 +95,10 @@ def declare(name, grad_fn, fwd, bwd=(), **fields):
 
 def build():
     """Write (or reuse) the compiled glue for every declared op and attach ``op.forward``."""
-    from .codegen import load_module
+    from .codegen import Backwards, load_module
 
     module = load_module(list(OPS.values()))
     for op in OPS.values():
         op.forward = getattr(module, "forward_" + op.name)
+    module.backwards = Backwards(module, OPS.values())
     return module

@@ -1,0 +1,165 @@
+"""Start-up and the compile cache: nothing compiled at import, the cache's folder and switch,
+invalidation by kernel edits, processes sharing an empty cache, precompile, and threads."""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from nbgrad.kernels import jit
+
+import nbgrad as nb
+import nbgrad.nn.functional as F
+from nbgrad import precompile
+from nbgrad.autograd import codegen
+from nbgrad.autograd.registry import OPS
+from nbgrad.ops import GENERATED
+
+# A small MLP loss and its backward; prints the gradient's sum and (compiled, loaded) functions.
+MLP_STEP = """
+import numpy as np
+import nbgrad as nb
+from nbgrad import precompile
+rng = np.random.default_rng(0)
+x = nb.tensor(rng.normal(size=(8, 5)), dtype=nb.float32)
+w1 = nb.tensor(rng.normal(size=(5, 6)), dtype=nb.float32, requires_grad=True)
+w2 = nb.tensor(rng.normal(size=(6, 1)), dtype=nb.float32, requires_grad=True)
+((x @ w1).relu() @ w2).pow(2).mean().backward()
+print(round(float(w1.grad.sum()), 4), *precompile.compiled_count())
+"""
+
+
+def run_python(code, **env):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("NBGRAD_", "NUMBA_CACHE_DIR"))}
+    environment.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
+
+
+def test_import_compiles_nothing_and_leaves_scipy_for_later():
+    result = run_python(
+        "import sys, nbgrad; from nbgrad import precompile; "
+        "print(sum(precompile.compiled_count()), 'scipy.linalg' in sys.modules, 'nbgrad.kernels.cuda' in sys.modules)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "False", "False"]
+
+
+def test_cache_off_writes_no_compiled_code(tmp_path):
+    result = run_python("import nbgrad as nb; print(float((nb.ones(3) * 2).sum()))",
+                        NBGRAD_CACHE="0", NBGRAD_CACHE_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "6.0"
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".nbi", ".nbc")]
+
+
+def test_cache_folder_choice(tmp_path, monkeypatch):
+    for name in ("NBGRAD_CACHE_DIR", "NUMBA_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    blocker = tmp_path / "read-only-install"
+    blocker.write_text("")  # a file: nothing can be made inside it, as in an unwritable site-packages
+    monkeypatch.setattr(jit, "KERNELS_DIR", blocker / "kernels")
+    assert jit.cache_root() == tmp_path / "user-cache" / "nbgrad"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert jit.cache_root() == tmp_path / "numba" / "nbgrad"
+    monkeypatch.setenv("NBGRAD_CACHE_DIR", str(tmp_path / "mine"))
+    assert jit.cache_root() == tmp_path / "mine"
+
+
+def test_an_edited_kernel_gets_a_new_cache_and_glue(tmp_path, monkeypatch):
+    copy = tmp_path / "kernels"
+    shutil.copytree(jit.KERNELS_DIR, copy, ignore=shutil.ignore_patterns("__generated__", "__pycache__"))
+    assert jit.sources_key(copy) == jit.SOURCES_KEY
+    with open(copy / "elementwise.py", "a") as f:
+        f.write("\n# an edit\n")
+    edited = jit.sources_key(copy)
+    assert edited != jit.SOURCES_KEY
+    # the generated glue is named by the kernels' key too, so its cache moves with them
+    source = codegen.generate(list(OPS.values()))
+    before = codegen._source_key(source)
+    monkeypatch.setattr(jit, "SOURCES_KEY", edited)
+    assert codegen._source_key(source) != before
+    # and the folder for the new key replaces the old ones
+    monkeypatch.setenv("NBGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "numba-0123456789abcdef").mkdir(parents=True)
+    monkeypatch.setattr(jit, "_cache_dir", None)
+    assert jit.cache_dir() == tmp_path / "cache" / f"numba-{edited}"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"numba-{edited}"]
+
+
+def test_two_processes_fill_an_empty_cache_at_once_then_a_third_loads_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBGRAD_", "NUMBA_CACHE_DIR"))}
+    env["NBGRAD_CACHE_DIR"] = str(tmp_path)
+    both = [subprocess.Popen([sys.executable, "-c", MLP_STEP], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in both]
+    for p, (_, err) in zip(both, outputs):
+        assert p.returncode == 0, err
+    first, second = (out.split() for out, _ in outputs)
+    assert first[0] == second[0]  # the same gradient
+    assert int(first[1]) > 0 and int(second[1]) > 0  # each compiled what it needed
+    third = run_python(MLP_STEP, NBGRAD_CACHE_DIR=str(tmp_path))
+    assert third.returncode == 0, third.stderr
+    gradient, compiled, loaded = third.stdout.split()
+    assert (gradient, compiled) == (first[0], "0") and int(loaded) > 0
+
+
+def test_precompile_reaches_every_op_in_the_dtypes_asked(capsys):
+    precompile.main(["--dtype", "float64"])
+    out = capsys.readouterr().out
+    assert f"{len(OPS)} ops, float64:" in out and "cache:" in out
+    table = GENERATED.backwards.table
+    missing = [name for name, op in OPS.items() if any(op.bwd) and not table[2 * op.opcode + 1]]
+    assert missing == []
+    no_forward = [name for name, op in OPS.items()
+                  if op.fwd is not None and not any("float64" in str(s) for s in op.forward.signatures)]
+    assert no_forward == []
+
+
+def test_set_num_threads():
+    before = nb.get_num_threads()
+    try:
+        nb.set_num_threads(1)
+        assert nb.get_num_threads() == 1
+    finally:
+        nb.set_num_threads(before)
+    with pytest.raises(ValueError, match="set_num_threads: n must be between 1 and"):
+        nb.set_num_threads(0)
+    with pytest.raises(TypeError, match="expected an int"):
+        nb.set_num_threads(1.5)
+
+
+def train(seed, steps=3):
+    """A few SGD steps on tensors big enough for the parallel kernels; the final weights."""
+    rng = np.random.default_rng(seed)
+    x = nb.tensor(rng.normal(size=(256, 128)), dtype=nb.float32)
+    y = nb.tensor(rng.integers(0, 128, 256))
+    model = nb.nn.Sequential(nb.nn.Linear(128, 128, dtype=nb.float32), nb.nn.Tanh())
+    for p in model.parameters():
+        p.data = nb.tensor(rng.uniform(-0.1, 0.1, tuple(p.shape)), dtype=nb.float32)
+    optimizer = nb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x).exp() * 2, y) + (model(x) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def test_training_in_two_threads_at_once_matches_one_at_a_time():
+    expected = [train(seed) for seed in (1, 2)]
+    results = {}
+
+    def worker(seed):
+        results[seed] = train(seed)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed, weights in zip((1, 2), expected):
+        for got, want in zip(results[seed], weights):
+            np.testing.assert_array_equal(got, want)
