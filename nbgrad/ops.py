@@ -17,7 +17,7 @@ from . import dtypes
 from .autograd import grad_mode, tape, versions
 from .autograd.node import AccumulateGrad, node_class
 from .autograd.registry import Swapped, _same, build, declare
-from .kernels import blas, linalg, movement, nn, reduce
+from .kernels import blas, jit, linalg, movement, nn, reduce
 from .kernels import elementwise as ew
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
@@ -116,6 +116,7 @@ _saved = tape.saved
 _alloc_row = tape.alloc_row
 _free_rows_pop = tape.free_rows.pop
 _SHIFT = tape.CHUNK_SHIFT
+_PARALLEL_MIN = jit.PARALLEL_MIN  # from here elementwise forwards run in threads
 _MASK = tape.CHUNK_MASK
 
 
@@ -152,12 +153,14 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             node._in1 = n1
             node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
-            op.forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
+            forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
+            forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             pick = op.pick_saved
             if pick is not None:
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
             return _wrap(out, node)
-    op.forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
+    forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
+    forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     return _wrap(out)
 
 
@@ -167,13 +170,15 @@ _NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
 def _unrolled_binary(op):
     """``_apply`` unrolled for ``op`` on two like tensors, with the op's fields bound as locals:
     this path is a third faster than the general one, and it is what small models run."""
-    forward = op.forward
+    serial = op.forward
+    parallel = op.forward_parallel
     node_class = op.node_class
     pick = op.pick_saved
     new = object.__new__
 
     def run(a, b, da, db):
         out = np.empty_like(da)
+        forward = serial if out.size < _PARALLEL_MIN else parallel
         ra = a._requires_grad
         rb = b._requires_grad
         t = new(Tensor)

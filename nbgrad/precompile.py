@@ -122,7 +122,7 @@ def compiled_count():
     """(compiled, loaded from the cache): (function, signature) pairs of this process, counting
     the op backwards that the executor calls (C functions, compiled per op and dtype on first use)."""
     found = dispatchers()
-    backwards = GENERATED.backwards.compiled
+    backwards = GENERATED.backwards.compiled.values()
     total = sum(len(d.overloads) for d in found) + len(backwards)
     loaded = sum(sum(d.stats.cache_hits.values()) for d in found) + sum(c.cache_hits for c in backwards)
     return total - loaded, loaded

@@ -111,10 +111,11 @@ def test_precompile_reaches_every_op_in_the_dtypes_asked(capsys):
     out = capsys.readouterr().out
     assert f"{len(OPS)} ops, float64:" in out and "cache:" in out
     table = GENERATED.backwards.table
-    missing = [name for name, op in OPS.items() if any(op.bwd) and not table[2 * op.opcode + 1]]
+    missing = [(name, big) for name, op in OPS.items() for big in (0, 1)
+               if any(op.bwd) and not table[4 * op.opcode + 2 + big]]
     assert missing == []
-    no_forward = [name for name, op in OPS.items()
-                  if op.fwd is not None and not any("float64" in str(s) for s in op.forward.signatures)]
+    no_forward = [name for name, op in OPS.items() for forward in {op.forward, op.forward_parallel}
+                  if op.fwd is not None and not any("float64" in str(s) for s in forward.signatures)]
     assert no_forward == []
 
 

@@ -26,9 +26,9 @@ from nbgrad.kernels.executor import (
     DONE, NEEDS, call_backward, finish_input_grad, grad_of, input_grad, plan, release, sum_to_input,
     write_retained,
 )
-from nbgrad.kernels.jit import njit
+from nbgrad.kernels.jit import PARALLEL_MIN, njit
 from nbgrad.kernels.tape import (
-    FLAGS, IN, ITEMSIZE, LEAF, OP, PYTHON, SAVED, SAVED_NUMEL, SLOT, WIDTH, float_param, record,
+    FLAGS, IN, ITEMSIZE, LEAF, NUMEL, OP, PYTHON, SAVED, SAVED_NUMEL, SLOT, WIDTH, float_param, record,
     row_at, save, save_float, save_int, save_shape, shape_param, view,
 )
 from nbgrad.kernels.tape import INTS as INT_PARAMS
@@ -72,8 +72,8 @@ def finish_grad(row, arena, dtype):
 
 @njit
 def backward_of(row, backwards):
-    """The address of the row's op backward for the row's dtype (0: not compiled yet)."""
-    return backwards[2 * row[OP] + (row[ITEMSIZE] == 8)]
+    """The address of the row's op backward for the row's dtype and size (0: not compiled yet)."""
+    return backwards[4 * row[OP] + 2 * (row[ITEMSIZE] == 8) + (row[NUMEL] >= PARALLEL_MIN)]
 
 
 @njit
@@ -94,8 +94,8 @@ def run_row(chunks, r, arena, backwards):
 def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, backwards):
     """The whole backward from ``root``, in one call.
 
-    ``backwards[2 * opcode + (dtype is float64)]`` is the address of each op's
-    backward, compiled per op and dtype on first use (a float32 model never
+    ``backwards`` holds the address of each op's backward per dtype and size
+    (threads for big gradients), compiled on first use (a float32 model never
     compiles float64 kernels, nor ops it does not use). Returns
     ``(status, order, count, arena)``: status DONE (then, without retain_graph,
     ``order[:count]`` are the rows whose saved buffers Python can drop), or the
@@ -149,10 +149,12 @@ CHUNK = jit.CHUNK
 _chunked = {}  # source of each generated parallel wrapper, by name
 
 
-def _elementwise_call(fn, available, op, arrays, indent):
-    """Lines calling kernel ``fn``: through its parallel wrapper for a big output, else directly.
-    ``arrays`` are the argument expressions that are arrays of the output's size."""
+def _elementwise_call(fn, available, op, arrays, parallel):
+    """A call of kernel ``fn``, or (``parallel``) of its wrapper that runs it on aligned chunks
+    in threads. ``arrays`` are the argument expressions that are arrays of the output's size."""
     args = _arguments(fn, available, op)
+    if not parallel:
+        return f"{_kernel_name(fn)}({', '.join(args)})"
     name = f"chunked_{_kernel_name(fn).replace('.', '_')}_" + "".join("a" if a in arrays else "s" for a in args)
     if name not in _chunked:
         params = [f"p{i}" for i in range(len(args))]
@@ -165,13 +167,7 @@ def _elementwise_call(fn, available, op, arrays, indent):
             f"        hi = min(lo + {CHUNK}, n)\n"
             f"        {_kernel_name(fn)}({', '.join(sliced)})\n"
         )
-    pad = " " * indent
-    return [
-        f"{pad}if {args[-1]}.size >= {PARALLEL_MIN}:",
-        f"{pad}    {name}({', '.join(args)})",
-        f"{pad}else:",
-        f"{pad}    {_kernel_name(fn)}({', '.join(args)})",
-    ]
+    return f"{name}({', '.join(args)})"
 
 
 def _kernel_name(fn):
@@ -179,21 +175,24 @@ def _kernel_name(fn):
     return f"{module}.{fn.py_func.__name__}"
 
 
-def _forward_source(op):
-    """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none)."""
+def _forward_source(op, parallel=False):
+    """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none);
+    ``forward_<op>_parallel`` runs an elementwise kernel in threads (the op layer picks it for big outputs)."""
     arrays = tuple(name for name, _ in op.arrays)
     params = arrays + op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
     inputs = ", ".join(f"in{i}" for i in range(len(op.inputs)))  # the inputs' rows (-1: no grad)
     recorded = ", ".join(f"in{i}" if i < len(op.inputs) else "-1" for i in range(3))
-    lines = [f"\n\n@njit\ndef forward_{op.name}({args}, row_address, {inputs}):"]
+    suffix = "_parallel" if parallel else ""
+    lines = [f"\n\n@njit\ndef forward_{op.name}{suffix}({args}, row_address, {inputs}):"]
     for name in op.inputs + arrays + ("out",):  # C-contiguous arrays of any rank: free views
         lines.append(f"    {name} = {name}.reshape({name}.size)")
     if op.fwd is not None:
         available = {name: name for name in op.inputs + params}
         available["@out"] = "out"
         if op.elementwise:
-            lines += _elementwise_call(op.fwd, available, op, set(op.inputs + arrays + ("out",)), 4)
+            sized = set(op.inputs + arrays + ("out",))
+            lines.append("    " + _elementwise_call(op.fwd, available, op, sized, parallel))
         else:
             lines.append("    " + _call(op.fwd, available, op))
     lines.append("    if row_address:")
@@ -218,7 +217,7 @@ def _pass_through_scale(kernel):
     return {elementwise.identity_bwd: 1.0, elementwise.neg_bwd: -1.0}.get(kernel)
 
 
-def _backward_source(op):
+def _backward_source(op, parallel=False):
     available = {"g": "g", "@out": "gx"}
     available.update({name: f"float_param(row, {k})" for k, name in enumerate(op.floats)})
     available.update({name: f"row[INT_PARAMS + {k}]" for k, name in enumerate(op.ints)})
@@ -241,8 +240,7 @@ def _backward_source(op):
             lines.append("                " + _call(bwd, available, op))
             continue
         if op.elementwise:
-            kernel = [c.strip() for c in _elementwise_call(bwd, available, op, elementwise_arrays, 0)]
-            kernel = [kernel[0], "    " + kernel[1], kernel[2], "    " + kernel[3]]
+            kernel = [_elementwise_call(bwd, available, op, elementwise_arrays, parallel)]
         else:
             kernel = [_call(bwd, available, op)]
         call = [
@@ -274,11 +272,14 @@ def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_si
 
 
 def _backward_functions(op):
-    """``backward_<op>``, and per dtype a C-callable entry to it that Python compiles on first use."""
-    body = [line[4:] for line in _backward_source(op).split("\n")[1:]]  # the branch, one level out
-    source = f"\n\n@njit\ndef backward_{op.name}(chunks, row, arena, g, dtype):\n" + "\n".join(body)
-    for dtype, np_dtype in BACKWARD_DTYPES.items():
-        source += BACKWARD_ENTRY.format(name=op.name, dtype=dtype, np_dtype=np_dtype)
+    """``backward_<op>`` (and for an elementwise op ``backward_<op>_parallel``, for big gradients),
+    and per dtype a C-callable entry to each that Python compiles on first use."""
+    source = ""
+    for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.elementwise]:
+        body = [line[4:] for line in _backward_source(op, parallel).split("\n")[1:]]  # the branch, one level out
+        source += f"\n\n@njit\ndef backward_{name}(chunks, row, arena, g, dtype):\n" + "\n".join(body)
+        for dtype, np_dtype in BACKWARD_DTYPES.items():
+            source += BACKWARD_ENTRY.format(name=name, dtype=dtype, np_dtype=np_dtype)
     return source
 
 
@@ -295,7 +296,7 @@ def generate(ops):
     modules = sorted({fn.py_func.__module__ for op in ops for fn in (op.fwd, *op.bwd) if fn is not None})
     imports = "".join(f"import {m} as {m.rsplit('.', 1)[-1]}\n" for m in modules)
     _chunked.clear()
-    forwards = "".join(_forward_source(op) for op in ops)
+    forwards = "".join(_forward_source(op, parallel) for op in ops for parallel in (False, True)[:1 + op.elementwise])
     backwards = "".join(_backward_functions(op) for op in ops)
     return HEADER + PRELUDE + imports + "".join(_chunked.values()) + forwards + backwards + NOTHING + EXECUTOR
 
@@ -334,30 +335,35 @@ def load_module(ops):
 
 
 class Backwards:
-    """The executor's dispatch table: each op's backward, per dtype, compiled on first use.
+    """The executor's dispatch table: each op's backward, per dtype and size, compiled on first use.
 
-    ``table[2 * opcode + (dtype is float64)]`` is the address of a C function
-    (the glue's ``backward_<op>_<dtype>``), 0 until it is compiled. So the
-    executor's own compile does not grow with the op count, and a program
-    compiles (or loads from the cache) only the backwards it runs.
+    ``table[4 * opcode + 2 * (dtype is float64) + (big)]`` is the address of a C
+    function (the glue's ``backward_<op>[_parallel]_<dtype>``; big: from
+    PARALLEL_MIN elements, where elementwise ops run in threads), 0 until it is
+    compiled. So the executor's own compile does not grow with the op count, and
+    a program compiles (or loads from the cache) only the backwards it runs.
     """
 
     def __init__(self, module, ops):
         self.module = module
         self.names = {op.opcode: op.name for op in ops}
-        self.table = np.zeros(2 * (max(self.names) + 1), np.int64)
-        self.compiled = []  # keeps the C functions alive
+        self.elementwise = {op.opcode for op in ops if op.elementwise}
+        self.table = np.zeros(4 * (max(self.names) + 1), np.int64)
+        self.compiled = {}  # function name -> C function (kept alive: the table holds its address)
 
-    def compile(self, opcode, itemsize):
+    def compile(self, opcode, itemsize, big):
         """Compile (or load) the backward of op ``opcode`` for float32 (itemsize 4) or float64."""
-        index = 2 * opcode + (itemsize == 8)
+        index = 4 * opcode + 2 * (itemsize == 8) + big
         if self.table[index]:
             return
+        sizes = [index]
         if opcode in self.names:
-            dtype = "float32" if itemsize == 4 else "float64"
-            function = getattr(self.module, f"backward_{self.names[opcode]}_{dtype}")
+            parallel = "_parallel" if big and opcode in self.elementwise else ""
+            name = f"backward_{self.names[opcode]}{parallel}_{'float32' if itemsize == 4 else 'float64'}"
+            if opcode not in self.elementwise:  # one backward for any size
+                sizes = [index - big, index - big + 1]
         else:  # opcode 0, or a Python Function's row, which Python runs
-            function = self.module.backward_nothing
-        compiled = jit.cfunc(BACKWARD_SIGNATURE)(function)
-        self.compiled.append(compiled)
-        self.table[index] = compiled.address
+            name = "backward_nothing"
+        if name not in self.compiled:
+            self.compiled[name] = jit.cfunc(BACKWARD_SIGNATURE)(getattr(self.module, name))
+        self.table[sizes] = self.compiled[name].address

@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from ..kernels import executor
+from ..kernels import executor, jit
 from ..kernels import tape as layout
 from ..kernels.executor import NEEDS
 from . import tape
@@ -54,7 +54,8 @@ def _execute(chunks, root, seed, retain_graph, resume, order, count, arena):
         for r in order[:count].tolist():
             row = tape.row(r)
             if not row[layout.FLAGS] & layout.LEAF:
-                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]))
+                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]),
+                                  bool(row[layout.NUMEL] >= jit.PARALLEL_MIN))
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):

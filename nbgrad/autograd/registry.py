@@ -48,6 +48,7 @@ class Op:
     elementwise: bool = False
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
+    forward_parallel: object = field(default=None, repr=False)  # the same in threads, for big outputs
     same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
     node_class: type = field(init=False, repr=False)
     pick_saved: object = field(init=False, repr=False)  # (*inputs, *params, out) -> what the row saved
@@ -100,5 +101,6 @@ def build():
     module = load_module(list(OPS.values()))
     for op in OPS.values():
         op.forward = getattr(module, "forward_" + op.name)
+        op.forward_parallel = getattr(module, f"forward_{op.name}_parallel", op.forward)
     module.backwards = Backwards(module, OPS.values())
     return module
