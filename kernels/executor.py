@@ -76,12 +76,13 @@ def _grow(array, n):
 
 
 @njit
-def plan(chunks, root, epoch):
+def plan(chunks, root, epoch, accumulate):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
     Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a
     row whose saved buffers were released by an earlier backward or changed by an
-    in-place op.
+    in-place op. With ``accumulate`` leaves accumulate straight into ``.grad``;
+    without (``autograd.grad``), every row's gradient gets a slot in the arena.
     """
     order = np.empty(64, np.int64)
     stack = np.empty(64, np.int64)
@@ -135,7 +136,7 @@ def plan(chunks, root, epoch):
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
         row = row_at(chunks, order[k])
         flags = row[FLAGS]
-        if flags & LEAF and not flags & PYTHON:
+        if accumulate and flags & LEAF and not flags & PYTHON:
             row[SLOT] = -1
             if not flags & GRAD_DEFINED:
                 _zero_bytes(row[GRAD_BUF], row[NUMEL] * row[ITEMSIZE])
@@ -230,6 +231,14 @@ def release(chunks, order, count):
             order[released] = r
             released += 1
     return released
+
+
+@njit
+def add_into(address, grad):
+    """Accumulate ``grad`` into the gradient at ``address`` (what a Python Function's backward returned)."""
+    target = view(address, grad.size, grad.dtype)
+    for i in range(grad.size):
+        target[i] += grad[i]
 
 
 @njit

@@ -276,6 +276,17 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         return register_hook(self._node, self._data.shape, self._data.dtype, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf after a backward has accumulated into its ``.grad``.
+        Returns a handle whose ``remove()`` undoes it."""
+        from .autograd.engine import register_post_accumulate_grad_hook
+
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if type(self._node) is not AccumulateGrad:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        return register_post_accumulate_grad_hook(self._node, hook)
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, in one compiled call.
 

@@ -28,6 +28,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
 __all__ = ["AccumulateGrad", "Node", "Variable", "backward", "enable_grad", "is_grad_enabled",
            "no_grad", "set_grad_enabled"]
 
+from . import function, graph  # noqa: E402
+from .custom import register_op  # noqa: E402
+from .engine import grad  # noqa: E402
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402
 from .gradcheck import GradcheckError, gradcheck  # noqa: E402
 
-__all__ += ["GradcheckError", "gradcheck"]
+__all__ += ["Function", "FunctionCtx", "GradcheckError", "function", "grad", "graph", "gradcheck",
+            "once_differentiable", "register_op"]

@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 import numpy as np
+from numba.core.errors import NumbaError
 
 from ..kernels import jit
 
@@ -44,9 +45,9 @@ def seed(row, arena, root_grad, dtype):
 
 
 @njit
-def prepare(chunks, root, root_grad, epoch, arena):
+def prepare(chunks, root, root_grad, epoch, accumulate, arena):
     """Plan the backward from ``root`` and seed its gradient; see ``execute`` for the status."""
-    order, count, arena_bytes, bad_row = plan(chunks, root, epoch)
+    order, count, arena_bytes, bad_row = plan(chunks, root, epoch, accumulate)
     if bad_row >= 0:
         return -2 - bad_row, order, count, arena
     words = arena_bytes // 8 + 1
@@ -63,10 +64,11 @@ def prepare(chunks, root, root_grad, epoch, arena):
 
 
 @njit
-def finish_grad(row, arena, dtype):
+def finish_grad(row, arena, dtype, accumulate):
     """The row's gradient, complete now: written to ``.grad`` where asked; its address and size."""
     g = grad_of(row, arena, dtype)
-    write_retained(row, g)
+    if accumulate:
+        write_retained(row, g)
     return g.ctypes.data, g.size
 
 
@@ -77,22 +79,26 @@ def backward_of(row, backwards):
 
 
 @njit
-def run_row(chunks, r, arena, backwards):
+def run_row(chunks, r, arena, backwards, accumulate):
     """Route one finished gradient: into .grad where asked, then through the op's backward."""
     row = row_at(chunks, r)
     if row[SLOT] < 0:  # a leaf that accumulated in place
         return
     if row[ITEMSIZE] == 4:
-        g_address, g_size = finish_grad(row, arena, np.float32)
+        g_address, g_size = finish_grad(row, arena, np.float32, accumulate)
     else:
-        g_address, g_size = finish_grad(row, arena, np.float64)
+        g_address, g_size = finish_grad(row, arena, np.float64, accumulate)
     if not row[FLAGS] & LEAF:
         call_backward(backward_of(row, backwards), chunks.ctypes.data, chunks.size, r, arena, g_address, g_size)
 
 
 @njit
-def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, arena, backwards):
+def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, order, count, arena, backwards):
     """The whole backward from ``root``, in one call.
+
+    With ``accumulate`` (``backward()``) gradients reaching leaves and
+    ``retain_grad()`` rows are added to their ``.grad``; without
+    (``autograd.grad``) they stay in the arena, at each row's slot.
 
     ``backwards`` holds the address of each op's backward per dtype and size
     (threads for big gradients), compiled on first use (a float32 model never
@@ -105,7 +111,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
     ones that ``order[:count]`` need and call again).
     """
     if resume < 0:
-        status, order, count, arena = prepare(chunks, root, root_grad, epoch, arena)
+        status, order, count, arena = prepare(chunks, root, root_grad, epoch, accumulate, arena)
         if status != DONE:
             return status, order, count, arena
         for k in range(count):
@@ -117,7 +123,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, resume, order, count, 
         r = order[k]
         if row_at(chunks, r)[FLAGS] & PYTHON and k != resume:
             return k, order, count, arena
-        run_row(chunks, r, base, backwards)
+        run_row(chunks, r, base, backwards, accumulate)
     if not retain_graph:
         count = release(chunks, order, count)
     return DONE, order, count, arena
@@ -291,14 +297,16 @@ def backward_nothing(chunk_addresses, n_chunks, r, arena, g_address, g_size):
 """
 
 
-def generate(ops):
-    """The source of the glue module for ``ops``."""
+def generate(ops, executor=True):
+    """The source of the glue module for ``ops`` (and of the executor, unless not ``executor``:
+    the glue of an op registered later is a module of its own)."""
     modules = sorted({fn.py_func.__module__ for op in ops for fn in (op.fwd, *op.bwd) if fn is not None})
     imports = "".join(f"import {m} as {m.rsplit('.', 1)[-1]}\n" for m in modules)
     _chunked.clear()
     forwards = "".join(_forward_source(op, parallel) for op in ops for parallel in (False, True)[:1 + op.elementwise])
     backwards = "".join(_backward_functions(op) for op in ops)
-    return HEADER + PRELUDE + imports + "".join(_chunked.values()) + forwards + backwards + NOTHING + EXECUTOR
+    tail = NOTHING + EXECUTOR if executor else ""
+    return HEADER + PRELUDE + imports + "".join(_chunked.values()) + forwards + backwards + tail
 
 
 def _source_key(source):
@@ -307,26 +315,30 @@ def _source_key(source):
     return digest.hexdigest()[:16]
 
 
-def load_module(ops):
-    """Import the glue for ``ops``, writing it first if this exact version is new."""
-    source = generate(ops)
-    key = _source_key(source)
+def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=""):
+    """Import the glue for ``ops``, writing it first if this exact version is new.
+
+    The file is ``<prefix>_<hash>.py``; ``kernel_sources`` adds to the hash the
+    sources of kernels outside nbgrad (a registered op's), so an edit recompiles.
+    """
+    executor = prefix == "ops"
+    source = generate(ops, executor)
+    key = _source_key(source + kernel_sources)
     folder = jit.cache_root()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ops_{key}.py"
+    path = folder / f"{prefix}_{key}.py"
     if not path.exists():
         # Atomic: processes starting at once write the same bytes to their own temp file.
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(source)
         os.replace(tmp, path)
-        for old in folder.glob("ops_*.py"):  # earlier versions: never imported again
+        for old in folder.glob(f"{prefix}_{'?' * len(key)}.py"):  # earlier versions: never imported again
             if old != path:
                 try:
                     old.unlink()
                 except OSError:
                     pass
-    name = "nbgrad._generated_ops"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -346,10 +358,20 @@ class Backwards:
 
     def __init__(self, module, ops):
         self.module = module
+        self.modules = {}  # opcode -> the glue module of an op registered later
         self.names = {op.opcode: op.name for op in ops}
         self.elementwise = {op.opcode for op in ops if op.elementwise}
         self.table = np.zeros(4 * (max(self.names) + 1), np.int64)
-        self.compiled = {}  # function name -> C function (kept alive: the table holds its address)
+        self.compiled = {}  # (module, function) names -> C function (kept alive: the table holds its address)
+
+    def add(self, op, module):
+        """Dispatch op ``op``, whose glue is ``module``, too (the executor reads the table per call)."""
+        self.names[op.opcode] = op.name
+        self.modules[op.opcode] = module
+        if op.elementwise:
+            self.elementwise.add(op.opcode)
+        if self.table.size < 4 * (op.opcode + 1):
+            self.table = np.concatenate([self.table, np.zeros(4 * (op.opcode + 1) - self.table.size, np.int64)])
 
     def compile(self, opcode, itemsize, big):
         """Compile (or load) the backward of op ``opcode`` for float32 (itemsize 4) or float64."""
@@ -364,6 +386,13 @@ class Backwards:
                 sizes = [index - big, index - big + 1]
         else:  # opcode 0, or a Python Function's row, which Python runs
             name = "backward_nothing"
-        if name not in self.compiled:
-            self.compiled[name] = jit.cfunc(BACKWARD_SIGNATURE)(getattr(self.module, name))
-        self.table[sizes] = self.compiled[name].address
+        module = self.modules.get(opcode, self.module)
+        key = (module.__name__, name)
+        if key not in self.compiled:
+            try:
+                self.compiled[key] = jit.cfunc(BACKWARD_SIGNATURE)(getattr(module, name))
+            except NumbaError as error:  # only a registered op's own kernels can fail here
+                first = str(error).strip().splitlines()[0]
+                raise TypeError(f"op {self.names[opcode]!r}: its backward kernels did not compile for "
+                                f"{'float32' if itemsize == 4 else 'float64'} arrays: {first}") from None
+        self.table[sizes] = self.compiled[key].address

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..kernels import executor, jit
 from ..kernels import tape as layout
-from ..kernels.executor import NEEDS
-from . import tape
+from ..kernels.executor import DONE, NEEDS
+from . import function, tape
 
 # How many times the compiled executor ran a graph (for tests: one per graph without hooks).
 executor_calls = 0
@@ -35,8 +35,9 @@ SECOND_BACKWARD = (
 )
 
 
-def _execute(chunks, root, seed, retain_graph, resume, order, count, arena):
-    """One call of the executor; first compile the op backwards that the graph needs, if any."""
+def _execute(chunks, root, seed, retain_graph, accumulate, resume, order, count, arena):
+    """One call of the executor; first compile the op backwards that the graph needs, if any.
+    Returns the executor's ``(status, order, count, arena)`` and the epoch that marked the plan."""
     global executor_calls, _generated
     if _generated is None:
         from .. import ops
@@ -45,11 +46,11 @@ def _execute(chunks, root, seed, retain_graph, resume, order, count, arena):
     backwards = _generated.backwards
     while True:
         epoch = next(_epochs) if resume < 0 else 0  # a fresh plan needs a fresh mark
-        result = _generated.execute(chunks, root, seed, epoch, retain_graph, resume, order, count, arena,
-                                    backwards.table)
+        result = _generated.execute(chunks, root, seed, epoch, retain_graph, accumulate, resume, order, count,
+                                    arena, backwards.table)
         if result[0] != NEEDS:
             executor_calls += 1
-            return result
+            return result + (epoch,)
         order, count, arena = result[1], result[2], result[3]
         for r in order[:count].tolist():
             row = tape.row(r)
@@ -58,11 +59,10 @@ def _execute(chunks, root, seed, retain_graph, resume, order, count, arena):
                                   bool(row[layout.NUMEL] >= jit.PARALLEL_MIN))
 
 
-def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
-    if create_graph:
-        raise NotImplementedError("backward(create_graph=True) is not supported yet")
+def _seed(tensor, gradient, i=0):
+    """The flat float64 gradient to start from at ``tensor``, the ``i``-th output."""
     if not tensor._requires_grad:
-        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
     numel = int(tape.row(tensor._node._row)[layout.NUMEL])
     if numel != tensor._data.size:  # .data was given another shape since the node recorded it
         raise RuntimeError(
@@ -72,16 +72,74 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
     if gradient is None:
         if tensor._data.size != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return _ONE
+    values = gradient._data if hasattr(gradient, "_data") else np.asarray(gradient)
+    if values.shape != tensor._data.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{i}] has a shape of {tuple(values.shape)} and "
+            f"output[{i}] has a shape of {tuple(tensor._data.shape)}."
+        )
+    return np.ascontiguousarray(values, np.float64).reshape(-1)
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
+    if create_graph:
+        raise NotImplementedError("backward(create_graph=True) is not supported yet")
+    run(tensor._node, _seed(tensor, gradient), bool(retain_graph))
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         is_grads_batched=False, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated in ``.grad``.
+
+    ``grad_outputs`` weigh each output (they may be omitted for one-element
+    outputs): the result is the vector-Jacobian product summed over outputs. An
+    input the graph does not reach is an error unless ``allow_unused`` (then its
+    gradient is None, or zeros with ``materialize_grads``). One executor call.
+    """
+    from .. import ops
+    from ..tensor import Tensor, _wrap
+    from .grad_mode import enable_grad
+
+    if create_graph:
+        raise NotImplementedError("autograd.grad(create_graph=True) is not supported yet")
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad(is_grads_batched=True) is not supported")
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = (grad_outputs,) * (1 if grad_outputs is not None else len(outputs))
+    grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one grad_output per output: got {len(grad_outputs)} grad_outputs "
+                           f"for {len(outputs)} outputs")
+    if not outputs or not inputs:
+        raise RuntimeError("grad requires non-empty outputs and inputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs[{i}] is a {type(t).__name__}, not a Tensor")
+        if not t._requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+    if len(outputs) == 1:
+        root, seed = outputs[0], seeds[0]
+    else:  # one root for one executor call: sum over outputs of <output, its grad_output>
+        with enable_grad():
+            root = sum(ops.sum(t * _wrap(g.astype(t._data.dtype).reshape(t._data.shape)))
+                                for t, g in zip(outputs, seeds))
         seed = _ONE
-    else:
-        values = gradient._data if hasattr(gradient, "_data") else np.asarray(gradient)
-        if values.shape != tensor._data.shape:
-            raise RuntimeError(
-                f"Mismatch in shape: grad_output[0] has a shape of {tuple(values.shape)} and "
-                f"output[0] has a shape of {tuple(tensor._data.shape)}."
-            )
-        seed = np.ascontiguousarray(values, np.float64).reshape(-1)
-    run(tensor._node, seed, bool(retain_graph))
+    wanted = [(t._node._row, t._data.shape, t._data.dtype) for t in inputs]
+    keep = create_graph if retain_graph is None else retain_graph
+    found = run(root._node, seed, bool(keep), accumulate=False, inputs=wanted)
+    result = []
+    for t, g in zip(inputs, found):
+        if g is None:
+            if not allow_unused and not materialize_grads:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been used in the "
+                                   "graph. Set allow_unused=True if this is the desired behavior.")
+            g = np.zeros(t._data.shape, t._data.dtype) if materialize_grads else None
+        result.append(None if g is None else _wrap(g))
+    return tuple(result)
 
 
 class _ArenaCache(threading.local):
@@ -99,26 +157,32 @@ ARENA_CACHE_BYTES = 256 << 20
 _lock = threading.RLock()
 
 
-def run(root, seed, retain_graph):
-    """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph."""
+def run(root, seed, retain_graph, accumulate=True, inputs=()):
+    """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph; return copies
+    of the gradients of ``inputs``, ``(row, shape, dtype)`` triples (None where not reached)."""
     with _lock:
-        _run(root, seed, retain_graph)
+        return _run(root, seed, retain_graph, accumulate, inputs)
 
 
-def _run(root, seed, retain_graph):
+def _run(root, seed, retain_graph, accumulate, inputs):
     chunks = tape.chunk_addresses
     cached = _arena_cache.arena
     _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
-    status, order, count, arena = _execute(chunks, root._row, seed, retain_graph, -1, _NO_ORDER, 0, cached)
+    status, order, count, arena, epoch = _execute(
+        chunks, root._row, seed, retain_graph, accumulate, -1, _NO_ORDER, 0, cached
+    )
     reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
         reusable = False  # hooks saw views of the arena: never hand it out again
         planned = executor.slots(chunks, order, count)
-        _run_hooks(order[status], arena)
+        _run_python_row(order[status], arena)
         executor.restore_slots(tape.chunk_addresses, order, count, planned)
-        status, order, count, arena = _execute(
-            tape.chunk_addresses, root._row, seed, retain_graph, status, order, count, arena
+        status, order, count, arena, _ = _execute(
+            tape.chunk_addresses, root._row, seed, retain_graph, accumulate, status, order, count, arena
         )
+    found = [_arena_grad(r, shape, dtype, arena, epoch) for r, shape, dtype in inputs] if status == DONE else []
+    if _post_hooked and accumulate and status == DONE:
+        _run_post_accumulate_hooks(epoch)
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         _arena_cache.arena = arena
     if status < -1:
@@ -130,6 +194,22 @@ def _run(root, seed, retain_graph):
         saved = tape.saved
         for r in order[:count].tolist():
             saved[r] = None
+    return found
+
+
+def _arena_view(r, arena, shape, dtype):
+    """Row ``r``'s gradient in the arena (a view: valid until the next backward)."""
+    row = tape.row(r)
+    start = int(row[layout.SLOT])
+    nbytes = int(row[layout.NUMEL] * row[layout.ITEMSIZE])
+    return arena.view(np.uint8)[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _arena_grad(r, shape, dtype, arena, epoch):
+    """A copy of row ``r``'s gradient after a backward without accumulation, or None if not reached."""
+    if tape.row(r)[layout.MARK] != epoch:
+        return None
+    return _arena_view(r, arena, shape, dtype).copy()
 
 
 _LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor", "int32": "IntTensor",
@@ -170,19 +250,25 @@ def _modified_message(r):
 _hooked = {}  # row -> (weak node, shape, NumPy dtype) of nodes with tensor hooks
 
 
+_post_hooked = {}  # row -> weak AccumulateGrad node of leaves with post-accumulate hooks
+
+
 class RemovableHandle:
     """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
 
-    def __init__(self, node, hook):
+    def __init__(self, node, hook, post=False):
         self._node = weakref.ref(node)
         self._hook = hook
+        self._post = post
 
     def remove(self):
         node = self._node()
-        hooks = getattr(node, "_hooks", None)
+        hooks = getattr(node, "_post_hooks" if self._post else "_hooks", None)
         if hooks and self._hook in hooks:
             hooks.remove(self._hook)
-            if not hooks:
+            if not hooks and self._post:
+                _post_hooked.pop(node._row, None)
+            elif not hooks:
                 tape.row(node._row)[layout.FLAGS] &= ~layout.PYTHON
                 _hooked.pop(node._row, None)
 
@@ -203,17 +289,48 @@ def register_hook(node, shape, dtype, hook):
     return RemovableHandle(node, hook)
 
 
-def _run_hooks(r, arena):
-    """Call the hooks of row ``r`` on its gradient, which lies in the executor's arena."""
+def register_post_accumulate_grad_hook(node, hook):
+    hooks = getattr(node, "_post_hooks", None)
+    if hooks is None:
+        hooks = node._post_hooks = []
+    hooks.append(hook)
+    _post_hooked[node._row] = weakref.ref(node)
+    return RemovableHandle(node, hook, post=True)
+
+
+def _run_post_accumulate_hooks(epoch):
+    """After a backward: call the post-accumulate hooks of the leaves it reached."""
+    for r, node_ref in list(_post_hooked.items()):
+        node = node_ref()
+        if node is None or node._row != r:
+            del _post_hooked[r]
+        elif tape.row(r)[layout.MARK] == epoch:
+            tensor = node.variable
+            for hook in list(node._post_hooks):
+                hook(tensor)
+
+
+def _run_python_row(r, arena):
+    """Run what Python does at row ``r``: its tensor hooks, then a Python Function's backward."""
+    entry = _hooked.get(r)
+    if entry is not None:
+        node = entry[0]()
+        if node is None or node._row != r:  # the hooked node died; its row serves another now
+            del _hooked[r]
+        elif node._hooks:
+            _run_hooks(node, r, arena)
+    if r in function.RUNNING:
+        function.run_backward(r, _arena_view(r, arena, *function.RUNNING[r][1:]), arena)
+
+
+def _run_hooks(node, r, arena):
+    """Call the hooks of ``node`` (row ``r``) on its gradient, which lies in the executor's arena."""
     from ..tensor import _wrap
 
-    node_ref, shape, dtype = _hooked[r]
-    row = tape.row(r)
-    start = int(row[layout.SLOT])
-    nbytes = int(row[layout.NUMEL] * row[layout.ITEMSIZE])
-    grad = arena.view(np.uint8)[start:start + nbytes].view(dtype).reshape(shape)
+    _, shape, dtype = _hooked[r]
+    grad = _arena_view(r, arena, shape, dtype)
     current = _wrap(grad)
-    for hook in list(node_ref()._hooks):
+    for hook in list(node._hooks):
         result = hook(current)
         if result is not None:
             if result._data.dtype != grad.dtype:

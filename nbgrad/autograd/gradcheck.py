@@ -39,25 +39,22 @@ def _numerical_jacobians(func, inputs, targets, eps):
 
 
 def _analytical_jacobians(func, inputs, targets):
-    """The same Jacobians from backward with one-hot output gradients (targets' .grad restored)."""
-    kept = [t.grad for t in targets]
+    """The same Jacobians from ``autograd.grad`` with one-hot output gradients (``.grad`` untouched)."""
+    from .engine import grad
+
     outputs = _outputs(func, inputs)
     jacobians = [np.zeros((t.numel(), sum(o.numel() for o in outputs))) for t in targets]
     column = 0
     for o in outputs:
         for j in range(o.numel()):
-            for t in targets:
-                t.grad = None
             if o._requires_grad:
                 seed = np.zeros(o._data.size)
                 seed[j] = 1
-                o.backward(seed.reshape(o._data.shape), retain_graph=True)
-            for i, t in enumerate(targets):
-                if t.grad is not None:
-                    jacobians[i][:, column] = t.grad._data.reshape(-1)
+                grads = grad(o, targets, seed.reshape(o._data.shape), retain_graph=True, allow_unused=True)
+                for i, g in enumerate(grads):
+                    if g is not None:
+                        jacobians[i][:, column] = g._data.reshape(-1)
             column += 1
-    for t, g in zip(targets, kept):
-        t.grad = g
     return jacobians
 
 

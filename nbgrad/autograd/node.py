@@ -43,7 +43,7 @@ class Node:
 class AccumulateGrad(Node):
     """The node of a leaf that requires grad: gradients reaching it accumulate in ``.grad``."""
 
-    __slots__ = ("variable_ref",)
+    __slots__ = ("variable_ref", "_post_hooks")
 
     @property
     def variable(self):

@@ -34,6 +34,8 @@ def describe_graph(tensor, depth=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed for randn (default 0)")
+    parser.add_argument("--graph", metavar="PATH", help="also draw step 9's graph to PATH (.svg or .png; "
+                        "needs pip install graphviz)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
 
@@ -105,6 +107,15 @@ def main(argv=None):
     except RuntimeError as error:
         print(f"second backward: RuntimeError: {str(error)[:75]}...")
     print("(pass retain_graph=True to the first backward to walk the graph twice)")
+
+    section("9. A picture of the graph: torch.autograd.graph.to_dot")
+    x = torch.ones(2, 2, requires_grad=True)
+    out = ((x + 2) * (x + 2) * 3).mean()
+    print(torch.autograd.graph.to_dot(out), end="")
+    if args.graph:
+        print(f"drawn to {torch.autograd.graph.render(out, args.graph)}")
+    else:
+        print("(paste it into any Graphviz viewer, or run with --graph graph.svg)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""A picture of the backward graph: Graphviz DOT text, and SVG/PNG files through ``graphviz``.
+
+>>> x = nbgrad.ones(2, requires_grad=True)
+>>> print(to_dot((x * 2).sum()))        # doctest: +SKIP
+"""
+import numpy as np
+
+from . import tape
+from .node import AccumulateGrad
+
+
+def _shape(shape):
+    return "(" + ", ".join(str(int(d)) for d in shape) + ")"
+
+
+def _saved_shapes(node):
+    """Shapes of the buffers the node's backward reads (none once a backward freed them)."""
+    saved = tape.saved[node._row] if getattr(node, "_row", None) is not None else None
+    items = saved if isinstance(saved, tuple) else (saved,)
+    shapes = []
+    for item in items:
+        if isinstance(item, tuple):  # a Python Function's (tensor, version) pairs
+            item = item[0]
+        data = getattr(item, "_data", item)
+        if isinstance(data, np.ndarray):
+            shapes.append(_shape(data.shape))
+    return shapes
+
+
+def to_dot(tensor, show_saved=True):
+    """The backward graph of ``tensor`` as Graphviz DOT text.
+
+    One box per node, labelled with its grad_fn name (and the shapes of the
+    buffers it saved), ``AccumulateGrad`` boxes with their leaf's shape, and
+    the tensor itself at the bottom; edges run from each node's inputs to it.
+    """
+    lines = ["digraph backward {", '    node [shape=box, fontname="Helvetica", fontsize=11];']
+    root = tensor.grad_fn
+    lines.append(f'    output [label="tensor {_shape(tensor.shape)}", style=filled, fillcolor="#c7e9c0"];')
+    if root is None:
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+    ids = {}
+
+    def name_of(node):
+        if id(node) not in ids:
+            ids[id(node)] = f"n{len(ids)}"
+        return ids[id(node)]
+
+    lines.append(f"    {name_of(root)} -> output;")
+    seen, stack = set(), [root]
+    while stack:  # iterative: graphs can be deep
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        label = type(node).__name__
+        if type(node) is AccumulateGrad:
+            variable = node.variable
+            shape = _shape(variable.shape) if variable is not None else "(freed)"
+            lines.append(f'    {name_of(node)} [label="{label}\\nleaf {shape}", style=filled, fillcolor="#deebf7"];')
+            continue
+        saved = _saved_shapes(node) if show_saved else []
+        if saved:
+            label += "\\nsaved " + ", ".join(saved)
+        lines.append(f'    {name_of(node)} [label="{label}"];')
+        for child, _ in node.next_functions:
+            if child is not None:
+                lines.append(f"    {name_of(child)} -> {name_of(node)};")
+                stack.append(child)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render(tensor, path, format=None):
+    """Write the backward graph of ``tensor`` to ``path`` (SVG or PNG, from the suffix or ``format``);
+    needs the ``graphviz`` package (``pip install "nbgrad[graph]"``) and Graphviz's ``dot``."""
+    try:
+        import graphviz
+    except ImportError as error:
+        raise ImportError(
+            "render() needs the graphviz package: pip install 'nbgrad[graph]' (or pip install graphviz), "
+            "and Graphviz's dot program; to_dot() gives the DOT text without them"
+        ) from error
+    path = str(path)
+    stem, _, suffix = path.rpartition(".")
+    format = format or (suffix if stem and suffix in ("svg", "png", "pdf") else "svg")
+    if not (stem and suffix == format):
+        stem = path
+    return graphviz.Source(to_dot(tensor)).render(outfile=f"{stem}.{format}", format=format, cleanup=True)
