@@ -123,6 +123,12 @@ def strided_bwd(g, offset, shape, strides, gx):
 
 
 @njit
+def strided_take_add(g, offset, shape, strides, gx):
+    """gx += the elements of g at ``offset`` + index . ``strides`` (strided_bwd's own backward)"""
+    gather_add(g[offset:], shape, strides, 1.0, gx)
+
+
+@njit
 def take_fwd(x, index, inner, out):
     """out[i, :] = x[index[i], :] for blocks of ``inner`` elements (advanced indexing)"""
     for i in range(index.size):
@@ -140,6 +146,15 @@ def _take_add(g, index, inner, start, stop, gx):
 
 
 SCATTER_PARTS = 4  # private copies of gx a big scatter-add fills in parallel (threads rarely exceed it here)
+
+
+@njit
+def take_add(g, index, inner, gx):
+    """gx[i, :] += g[index[i], :] (take_bwd's own backward)"""
+    for i in range(index.size):
+        source = index[i] * inner
+        for j in range(inner):
+            gx[i * inner + j] += g[source + j]
 
 
 @njit(parallel=True)

@@ -81,6 +81,11 @@ STRIDED = declare("strided", "PermuteBackward0", movement.strided_fwd, (movement
                   ints=("offset",), shapes=("shape", "strides"))
 TAKE = declare("take", "IndexBackward0", movement.take_fwd, (movement.take_bwd,),
                arrays=(("index", "int64"),), ints=("inner",), saves=("index",))
+# Their transposes, the backward of a strided read or of take as ops: what create_graph records.
+STRIDED_SCATTER = declare("strided_scatter", "AsStridedScatterBackward0", movement.strided_bwd,
+                          (movement.strided_take_add,), inputs=("g",), ints=("offset",), shapes=("shape", "strides"))
+INDEX_ADD = declare("index_add", "IndexPutBackward0", movement.take_bwd, (movement.take_add,), inputs=("g",),
+                    arrays=(("index", "int64"),), ints=("inner",), saves=("index",))
 # Concatenation: a row holds two inputs and the rest (a hidden cat row); the forward copies in Python's loop.
 _CAT_NODES = {name: node_class(name, many_inputs=True) for name in ("CatBackward0", "StackBackward0")}
 CAT = declare("cat", "CatBackward0", None, (movement.cat_bwd_a, movement.cat_bwd_b, movement.cat_bwd_rest),
@@ -158,6 +163,8 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             pick = op.pick_saved
             if pick is not None:
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
+            if not op.elementwise:  # for create_graph: what the output's shape does not tell
+                node._shapes = tuple([a.shape for a in arrays])
             return _wrap(out, node)
     forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
     forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
@@ -478,6 +485,7 @@ def _apply_broadcast(op, inputs, plans, params, out, node_class=None):
     arrays = tuple(_broadcast_input(t._data, plan, i, not op.saves) for i, (t, plan) in enumerate(zip(inputs, plans)))
     result = _apply(op, inputs, arrays, params, out, node_class)
     if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
+        result._node._shapes = tuple([t._data.shape for t in inputs])
         r = result._node._row
         for i, plan in enumerate(plans):
             if plan is not None:
@@ -782,6 +790,22 @@ def expand_as(input, other):
 _CAT_REST = node_class("CatBackward0Rest")  # the hidden rows of a cat with more than two inputs
 
 
+def strided_scatter(g, offset, shape, strides, size):
+    """A flat tensor of ``size`` zeros with ``g`` added at ``offset`` + index . ``strides``:
+    the gradient of a strided read (permute, expand, slice), itself differentiable."""
+    shape, strides = np.asarray(shape, np.int64), np.asarray(strides, np.int64)
+    data = g._data.reshape(-1)
+    return _apply(STRIDED_SCATTER, (g,), (data,), (offset, shape, strides), np.zeros(size, data.dtype))
+
+
+def index_add(g, index, inner, size):
+    """A flat tensor of ``size`` zeros with block i of ``g`` (``inner`` elements) added at block
+    ``index[i]``: the gradient of take (integer-array indexing), itself differentiable."""
+    data = g._data.reshape(-1)
+    return _apply(INDEX_ADD, (g,), (data,), (np.ascontiguousarray(index, np.int64).reshape(-1), inner),
+                  np.zeros(size, data.dtype))
+
+
 def _concatenate(tensors, outer, blocks, shape, node_name):
     """Each tensor's rows of ``blocks[i]`` elements placed side by side in ``outer`` rows."""
     dtype = tensors[0]._data.dtype
@@ -807,6 +831,7 @@ def _concatenate(tensors, outer, blocks, shape, node_name):
         rest_size += size_a + size_b
     if rest._node is not None:
         rest._node._parts = tuple(t._node if t._requires_grad else None for t in tensors)
+        rest._node._shapes = tuple(t._data.shape for t in tensors)
     return rest
 
 

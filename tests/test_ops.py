@@ -62,6 +62,22 @@ def put_np(x, v, mask=False):
     return y
 
 
+def strided_scatter_np(g):
+    """Zeros of 12 with g (2, 2) added at 1 + i * 4 + j * 2."""
+    out = np.zeros(12)
+    for i in range(2):
+        for j in range(2):
+            out[1 + 4 * i + 2 * j] += g[i, j]
+    return out
+
+
+def index_add_np(g):
+    """Zeros of (4, 2) with rows of g added at rows 2, 0, 2, flat."""
+    out = np.zeros((4, 2))
+    np.add.at(out, [2, 0, 2], g)
+    return out.reshape(-1)
+
+
 CASES = [
     unary("neg", "neg", lambda x: -x, lambda x: -x),
     unary("exp", "exp", nbgrad.exp, np.exp),
@@ -159,6 +175,10 @@ CASES = [
     Case("zero_", ("copy",), lambda x: (x * 1).zero_(), np.zeros_like, [((2, 3),)]),
     Case("setitem", ("put",), lambda x, v: put(x, (slice(1, None), [0, 2]), v), lambda x, v: put_np(x, v),
          [((3, 4), (2,)), ((3, 4), (2, 2)), ((3, 4), ())]),
+    Case("strided_scatter", ("strided_scatter",), lambda g: nbgrad.ops.strided_scatter(g, 1, (2, 2), (4, 2), 12),
+         lambda g: strided_scatter_np(g), [((2, 2),)]),
+    Case("index_add", ("index_add",), lambda g: nbgrad.ops.index_add(g, [2, 0, 2], 2, 8),
+         lambda g: index_add_np(g), [((3, 2),)]),
     Case("setitem_mask", ("put",), lambda x, v: put(x, x.detach() > 0, v), lambda x, v: put_np(x, v, mask=True),
          [((3, 4), ())]),
 ]

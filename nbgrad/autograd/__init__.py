@@ -32,7 +32,7 @@ from . import function, graph  # noqa: E402
 from .custom import register_op  # noqa: E402
 from .engine import grad  # noqa: E402
 from .function import Function, FunctionCtx, once_differentiable  # noqa: E402
-from .gradcheck import GradcheckError, gradcheck  # noqa: E402
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
 
-__all__ += ["Function", "FunctionCtx", "GradcheckError", "function", "grad", "graph", "gradcheck",
+__all__ += ["Function", "FunctionCtx", "GradcheckError", "function", "grad", "graph", "gradcheck", "gradgradcheck",
             "once_differentiable", "register_op"]

@@ -82,9 +82,24 @@ def _seed(tensor, gradient, i=0):
     return np.ascontiguousarray(values, np.float64).reshape(-1)
 
 
+def _seed_tensor(tensor, gradient, i=0):
+    """The gradient to start from at ``tensor`` as a tensor, for create_graph (it may have a graph)."""
+    from ..tensor import Tensor, _wrap
+
+    seed = _seed(tensor, gradient, i)
+    if isinstance(gradient, Tensor):
+        return gradient if gradient._data.dtype == tensor._data.dtype else gradient.to(tensor.dtype)
+    return _wrap(seed.astype(tensor._data.dtype).reshape(tensor._data.shape))
+
+
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
-    if create_graph:
-        raise NotImplementedError("backward(create_graph=True) is not supported yet")
+    if create_graph:  # the backward pass recorded as ops: gradients of gradients
+        from . import higher
+
+        keep = True if retain_graph is None else bool(retain_graph)
+        with _lock:
+            higher.backward([tensor], [_seed_tensor(tensor, gradient)], keep)
+        return
     run(tensor._node, _seed(tensor, gradient), bool(retain_graph))
 
 
@@ -101,8 +116,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     from ..tensor import Tensor, _wrap
     from .grad_mode import enable_grad
 
-    if create_graph:
-        raise NotImplementedError("autograd.grad(create_graph=True) is not supported yet")
     if is_grads_batched:
         raise NotImplementedError("autograd.grad(is_grads_batched=True) is not supported")
     outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
@@ -120,6 +133,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise TypeError(f"grad: inputs[{i}] is a {type(t).__name__}, not a Tensor")
         if not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
+    keep = create_graph if retain_graph is None else retain_graph
+    if create_graph:
+        from . import higher
+
+        seeds = [_seed_tensor(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
+        with _lock:
+            found = higher.backward(outputs, seeds, bool(keep), inputs)
+        return _grad_results(inputs, found, allow_unused, materialize_grads, lambda g: g)
     seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     if len(outputs) == 1:
         root, seed = outputs[0], seeds[0]
@@ -129,16 +150,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                 for t, g in zip(outputs, seeds))
         seed = _ONE
     wanted = [(t._node._row, t._data.shape, t._data.dtype) for t in inputs]
-    keep = create_graph if retain_graph is None else retain_graph
     found = run(root._node, seed, bool(keep), accumulate=False, inputs=wanted)
+    return _grad_results(inputs, found, allow_unused, materialize_grads, _wrap)
+
+
+def _grad_results(inputs, found, allow_unused, materialize_grads, as_tensor):
+    from ..tensor import _wrap
+
     result = []
     for t, g in zip(inputs, found):
         if g is None:
             if not allow_unused and not materialize_grads:
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used in the "
                                    "graph. Set allow_unused=True if this is the desired behavior.")
-            g = np.zeros(t._data.shape, t._data.dtype) if materialize_grads else None
-        result.append(None if g is None else _wrap(g))
+            result.append(_wrap(np.zeros(t._data.shape, t._data.dtype)) if materialize_grads else None)
+        else:
+            result.append(as_tensor(g))
     return tuple(result)
 
 

@@ -87,3 +87,29 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
                 )
             return False
     return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Check second derivatives: ``gradcheck`` of ``x -> grad(func(x), x, v, create_graph=True)``.
+
+    ``grad_outputs`` (``v``, one per output of ``func``) default to fixed random
+    float64 tensors. Raises GradcheckError (or returns False) on a mismatch.
+    """
+    from ..tensor import _wrap
+    from .engine import grad
+    from .grad_mode import enable_grad
+
+    inputs = _as_tuple(inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(0)
+        with enable_grad():
+            grad_outputs = [_wrap(rng.standard_normal(o._data.shape)) for o in _outputs(func, inputs)]
+
+    def first_derivatives(*args):
+        with enable_grad():
+            outputs = _outputs(func, args)
+            differentiated = [t for t in args if getattr(t, "requires_grad", False)]
+            return grad(outputs, differentiated, grad_outputs=list(_as_tuple(grad_outputs)), create_graph=True,
+                        materialize_grads=True)
+
+    return gradcheck(first_derivatives, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception)

@@ -12,9 +12,10 @@ class Node:
     ``(None, 0)`` for an input that needs no gradient."""
 
     # _grad_buffer/_grad_tensor: .grad of a retain_grad() result; _hooks: register_hook's
+    # _shapes: the inputs' shapes where the output's does not tell them (create_graph reads them);
     # _in0.._in2: the input nodes (None: no gradient); _arity: how many. Slots, not a tuple:
     # one object fewer per op for the allocator and the cyclic GC.
-    __slots__ = ("_row", "_arity", "_in0", "_in1", "_in2", "_grad_buffer", "_grad_tensor", "_hooks",
+    __slots__ = ("_row", "_arity", "_in0", "_in1", "_in2", "_grad_buffer", "_grad_tensor", "_hooks", "_shapes",
                  "__weakref__")
 
     def __del__(self, _saved=tape.saved, _free=tape.free_rows.append):
