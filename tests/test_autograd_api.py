@@ -107,17 +107,25 @@ def test_grad_matches_backward_on_a_broadcasting_mlp():
 # --- custom Functions ------------------------------------------------------------
 
 
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, x):
-        result = x.exp()
-        ctx.save_for_backward(result)
-        return result
+def exp_function(base):
+    """exp as a custom Function of ``base`` (nbgrad's, or PyTorch's for comparison)."""
 
-    @staticmethod
-    def backward(ctx, grad):
-        (result,) = ctx.saved_tensors
-        return grad * result
+    class Exp(base):
+        @staticmethod
+        def forward(ctx, x):
+            result = x.exp()
+            ctx.save_for_backward(result)
+            return result
+
+        @staticmethod
+        def backward(ctx, grad):
+            (result,) = ctx.saved_tensors
+            return grad * result
+
+    return Exp
+
+
+Exp = exp_function(Function)
 
 
 class ScaledProduct(Function):
@@ -262,18 +270,7 @@ def test_function_saved_tensor_modified_in_place_is_refused():
 
 def test_function_matches_torch_when_installed():
     torch_ref = pytest.importorskip("torch")
-
-    class RefExp(torch_ref.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            result = x.exp()
-            ctx.save_for_backward(result)
-            return result
-
-        @staticmethod
-        def backward(ctx, grad):
-            (result,) = ctx.saved_tensors
-            return grad * result
+    RefExp = exp_function(torch_ref.autograd.Function)
 
     values = [0.1, -0.4, 1.3]
     x, xr = leaf(values), torch_ref.tensor(values, dtype=torch_ref.float64, requires_grad=True)
