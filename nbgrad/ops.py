@@ -70,32 +70,34 @@ WHERE = elementwise("where", "WhereBackward0", ew.where_fwd, (ew.where_bwd_a, ew
 
 TO = elementwise("to", "ToCopyBackward0", ew.cast, (ew.cast_add,), cross_dtype=True)
 CLONE = elementwise("clone", "CloneBackward0", ew.cast, (ew.identity_bwd,))
-VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,))
+VIEW = declare("view", "ViewBackward0", None, (ew.identity_bwd,), keeps_shapes=True)
 # copy_/fill_/zero_: the destination's old values get no gradient; x is broadcast to its shape.
 COPY = elementwise("copy", "CopyBackwards", ew.cast, (ew.zero_bwd, ew.identity_bwd), inputs=("dst", "x"))
 # x[index] = v: ``index`` holds flat positions of x; v is broadcast to the indexed region.
 PUT = declare("put", "CopySlices", movement.put_fwd, (movement.put_bwd_x, movement.put_bwd_v), inputs=("x", "v"),
-              arrays=(("index", "int64"),), saves=("index",))
+              arrays=(("index", "int64"),), saves=("index",), keeps_shapes=True)
 # Permutations, expansions and basic indexing: elements read at offset + index . strides.
 STRIDED = declare("strided", "PermuteBackward0", movement.strided_fwd, (movement.strided_bwd,),
-                  ints=("offset",), shapes=("shape", "strides"))
+                  ints=("offset",), shapes=("shape", "strides"), keeps_shapes=True)
 TAKE = declare("take", "IndexBackward0", movement.take_fwd, (movement.take_bwd,),
-               arrays=(("index", "int64"),), ints=("inner",), saves=("index",))
+               arrays=(("index", "int64"),), ints=("inner",), saves=("index",), keeps_shapes=True)
 # Their transposes, the backward of a strided read or of take as ops: what create_graph records.
 STRIDED_SCATTER = declare("strided_scatter", "AsStridedScatterBackward0", movement.strided_bwd,
-                          (movement.strided_take_add,), inputs=("g",), ints=("offset",), shapes=("shape", "strides"))
+                          (movement.strided_take_add,), inputs=("g",), ints=("offset",), shapes=("shape", "strides"),
+                          keeps_shapes=True)
 INDEX_ADD = declare("index_add", "IndexPutBackward0", movement.take_bwd, (movement.take_add,), inputs=("g",),
-                    arrays=(("index", "int64"),), ints=("inner",), saves=("index",))
+                    arrays=(("index", "int64"),), ints=("inner",), saves=("index",), keeps_shapes=True)
 # Concatenation: a row holds two inputs and the rest (a hidden cat row); the forward copies in Python's loop.
 _CAT_NODES = {name: node_class(name, many_inputs=True) for name in ("CatBackward0", "StackBackward0")}
 CAT = declare("cat", "CatBackward0", None, (movement.cat_bwd_a, movement.cat_bwd_b, movement.cat_bwd_rest),
               inputs=("a", "b", "rest"), ints=("outer", "size_a", "size_b", "size_rest"))
 
-SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), floats=("scale",))
+SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), floats=("scale",), keeps_shapes=True)
 SUM_DIMS = declare("sum_dims", "SumBackward1", movement.reduce_fwd, (movement.reduce_bwd,),
                    floats=("scale",), shapes=("shape", "strides"))
 SELECT = declare("select", "MaxBackward0", reduce.select_fwd, (reduce.select_bwd,),
-                 arrays=(("indices", "int64"),), ints=("outer", "n", "inner", "largest"), saves=("indices",))
+                 arrays=(("indices", "int64"),), ints=("outer", "n", "inner", "largest"), saves=("indices",),
+                 keeps_shapes=True)
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
                  inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
@@ -107,7 +109,7 @@ LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.
                       ints=("outer", "n", "inner", "take_log"), saves=("out",))
 NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
                    arrays=(("target", "int64"), ("weight", None)), ints=("n", "inner", "ignore_index", "reduction"),
-                   saves=("target", "weight"))
+                   saves=("target", "weight"), keeps_shapes=True)
 MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
                    ints=("reduction",), saves=("a", "b"))
 
@@ -163,7 +165,7 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             pick = op.pick_saved
             if pick is not None:
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
-            if not op.elementwise:  # for create_graph: what the output's shape does not tell
+            if op.keeps_shapes:  # for create_graph: what neither the output nor a saved input tells
                 node._shapes = tuple([a.shape for a in arrays])
             return _wrap(out, node)
     forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
@@ -794,16 +796,14 @@ def strided_scatter(g, offset, shape, strides, size):
     """A flat tensor of ``size`` zeros with ``g`` added at ``offset`` + index . ``strides``:
     the gradient of a strided read (permute, expand, slice), itself differentiable."""
     shape, strides = np.asarray(shape, np.int64), np.asarray(strides, np.int64)
-    data = g._data.reshape(-1)
-    return _apply(STRIDED_SCATTER, (g,), (data,), (offset, shape, strides), np.zeros(size, data.dtype))
+    return _apply(STRIDED_SCATTER, (g,), (g._data,), (offset, shape, strides), np.zeros(size, g._data.dtype))
 
 
 def index_add(g, index, inner, size):
     """A flat tensor of ``size`` zeros with block i of ``g`` (``inner`` elements) added at block
     ``index[i]``: the gradient of take (integer-array indexing), itself differentiable."""
-    data = g._data.reshape(-1)
-    return _apply(INDEX_ADD, (g,), (data,), (np.ascontiguousarray(index, np.int64).reshape(-1), inner),
-                  np.zeros(size, data.dtype))
+    return _apply(INDEX_ADD, (g,), (g._data,), (np.ascontiguousarray(index, np.int64).reshape(-1), inner),
+                  np.zeros(size, g._data.dtype))
 
 
 def _concatenate(tensors, outer, blocks, shape, node_name):

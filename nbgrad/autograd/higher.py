@@ -37,14 +37,13 @@ class Saved:
         self.params.update({name: int(row[layout.INTS + k]) for k, name in enumerate(op.ints)})
         self.params.update({name: _shape_param(row, k) for k, name in enumerate(op.shapes)})
         inputs = node._inputs
-        shapes = getattr(node, "_shapes", None)
-        self.input_shapes = [tuple(s) for s in shapes] if shapes is not None else [tuple(g.shape)] * len(inputs)
         values = tape.saved[node._row]
         if op.saves and values is None:
             from .engine import SECOND_BACKWARD
 
             raise RuntimeError(SECOND_BACKWARD)
         values = values if isinstance(values, tuple) else (values,)
+        self.input_shapes = self._shapes(node, op, dict(zip(op.saves, values)), g)
         self.values = {}
         for name, value in zip(op.saves, values):
             if name == "out":
@@ -54,6 +53,16 @@ class Saved:
                 self.values[name] = self._input_tensor(value, inputs[i], self.input_shapes[i], self._broadcast(i))
             else:
                 self.values[name] = value  # an index or mask: a constant array
+
+    @staticmethod
+    def _shapes(node, op, saved, g):
+        """Each input's shape: noted on the node (broadcast inputs, ``keeps_shapes`` ops), else a
+        saved input's own, else the output's for an elementwise op; None where a formula knows it."""
+        noted = getattr(node, "_shapes", None)
+        if noted is not None:
+            return [tuple(shape) for shape in noted]
+        return [tuple(saved[name].shape) if name in saved else (tuple(g.shape) if op.elementwise else None)
+                for name in op.inputs][:len(node._inputs)]
 
     def _broadcast(self, i):
         """The shape input ``i`` was broadcast to (None: it was not)."""
@@ -137,7 +146,7 @@ def _softmax(s):
         gx = g - y.exp() * g.sum(dim=1, keepdim=True)
     else:
         gx = y * (g - (g * y).sum(dim=1, keepdim=True))
-    return (gx.reshape(s.input_shapes[0]),)
+    return (gx.reshape(s.g.shape),)  # softmax keeps its input's shape
 
 
 def _nll_loss(s):
@@ -184,7 +193,7 @@ def _strided_scatter(s):
 
     shape, strides = np.array(s["shape"], np.int64), np.array(s["strides"], np.int64)
     out = np.empty(int(np.prod(s["shape"])), s.g._data.dtype)
-    read = ops._apply(ops.STRIDED, (s.g,), (s.g._data.reshape(-1),), (s["offset"], shape, strides), out)
+    read = ops._apply(ops.STRIDED, (s.g,), (s.g._data,), (s["offset"], shape, strides), out)
     return (read.reshape(s.input_shapes[0]),)
 
 
@@ -200,7 +209,7 @@ def _gather(g, index, inner):
     from .. import ops
 
     out = np.empty(index.size * inner, g._data.dtype)
-    return ops._apply(ops.TAKE, (g,), (g._data.reshape(-1),), (index.reshape(-1), inner), out)
+    return ops._apply(ops.TAKE, (g,), (g._data,), (index.reshape(-1), inner), out)
 
 
 def _put(s):
@@ -361,7 +370,7 @@ def _input_grads(node, g):
                                   f"({op.name if op else 'unknown op'}) is not supported yet")
     saved = Saved(node, op, g)
     grads = formula(saved)
-    return [None if gi is None or child is None else sum_to(gi, shape)
+    return [None if gi is None or child is None else (gi if shape is None else sum_to(gi, shape))
             for child, gi, shape in zip(node._inputs, grads, saved.input_shapes)]
 
 

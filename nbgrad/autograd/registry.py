@@ -31,7 +31,9 @@ class Op:
     ``fwd=None`` declares a view, whose forward is metadata only;
     ``cross_dtype`` marks a dtype conversion, whose input gradient has the
     input's dtype, not the output's; ``elementwise`` kernels may run on aligned
-    slices of all their arrays (in parallel, for big outputs).
+    slices of all their arrays (in parallel, for big outputs); ``keeps_shapes``
+    ops note their inputs' shapes on the node, where neither the output's shape
+    nor a saved input tells them (``create_graph`` reads them).
     """
 
     name: str
@@ -46,6 +48,7 @@ class Op:
     saves: tuple = ()
     cross_dtype: bool = False
     elementwise: bool = False
+    keeps_shapes: bool = False  # record the inputs' shapes on the node (create_graph needs them)
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
     forward_parallel: object = field(default=None, repr=False)  # the same in threads, for big outputs
