@@ -50,7 +50,10 @@ def _movement(rng, shape, dtype):
     moved = (x.T.contiguous().t() + x.reshape(-1).view(shape) + x.unsqueeze(0).permute(0, 2, 1).squeeze(0).T
              + x[:, None].flatten(1) + x[:1].expand(shape) + x.clone() + x[rows] + x[::2].sum(0)
              + nb.cat([x[:1], x[1:]]) + nb.stack([x, x]).mean(0) + x.float().double().to(dtype))
-    masked = x[x > 0].sum()
+    # the transposes of strided reads and take, which create_graph records
+    transposed = (nb.ops.strided_scatter(x, 0, shape, (shape[1], 1), x.numel())
+                  + nb.ops.index_add(x, rows, shape[1], x.numel())).sum()
+    masked = x[x > 0].sum() + transposed
     y = x * 1
     y[0] = x[-1]
     y[y > 0] = 0.0
