@@ -370,3 +370,14 @@ def test_to_dot_of_a_tensor_without_history_and_render_without_graphviz(tmp_path
             torch.autograd.graph.render((leaf([1.0]) * 2).sum(), tmp_path / "g.svg")
     else:
         pytest.skip("graphviz is installed: the missing-package error cannot be shown")
+
+
+def test_save_for_backward_refuses_what_is_not_a_tensor():
+    class SavesANumber(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x, 2.0)
+            return x * 2
+
+    with pytest.raises(TypeError, match="argument 1 is of type float"):
+        SavesANumber.apply(leaf([1.0]))

@@ -333,7 +333,10 @@ def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=
         with os.fdopen(fd, "w") as f:
             f.write(source)
         os.replace(tmp, path)
-        for old in folder.glob(f"{prefix}_{'?' * len(key)}.py"):  # earlier versions: never imported again
+        # Earlier versions of nbgrad's glue are never imported again. A registered op's are kept: two
+        # versions of its kernels may live at once (two processes, a module imported under two names),
+        # and Numba needs the file of each until it has compiled it.
+        for old in folder.glob(f"{prefix}_{'?' * len(key)}.py") if executor else ():
             if old != path:
                 try:
                     old.unlink()

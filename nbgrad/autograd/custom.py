@@ -13,9 +13,7 @@ import sys
 import numpy as np
 
 from .. import dtypes
-from .registry import OPS, Op
-
-CUSTOM = {}  # opcode -> Op, for the ops registered with register_op
+from .registry import BY_OPCODE, OPS, Op
 
 
 def _kernel_parameters(kernel, what, name):
@@ -80,7 +78,7 @@ def register_op(name, forward, backward, *, inputs=("x",), floats=(), ints=(), d
         read = {p for k in backward if k for p in _kernel_parameters(k, "backward", name)[:-1]}
         saves = tuple(n for n in inputs + ("out",) if n in read)
     defaults = dict(defaults or {})
-    opcode = 1 + max([op.opcode for op in OPS.values()] + list(CUSTOM))
+    opcode = 1 + max(BY_OPCODE)
     op = Op(name, grad_fn or _grad_fn_name(name), forward, backward, inputs=inputs, floats=floats, ints=ints,
             saves=tuple(saves), elementwise=shape is None, opcode=opcode)
     sources = "".join(inspect.getsource(k.py_func) for k in (forward, *backward) if k is not None)
@@ -88,7 +86,7 @@ def register_op(name, forward, backward, *, inputs=("x",), floats=(), ints=(), d
     op.forward = getattr(module, f"forward_{name}")
     op.forward_parallel = getattr(module, f"forward_{name}_parallel", op.forward)
     GENERATED.backwards.add(op, module)
-    CUSTOM[opcode] = op
+    BY_OPCODE[opcode] = op
     return _applier(op, shape, defaults)
 
 

@@ -147,7 +147,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     else:  # one root for one executor call: sum over outputs of <output, its grad_output>
         with enable_grad():
             root = sum(ops.sum(t * _wrap(g.astype(t._data.dtype).reshape(t._data.shape)))
-                                for t, g in zip(outputs, seeds))
+                       for t, g in zip(outputs, seeds))
         seed = _ONE
     wanted = [(t._node._row, t._data.shape, t._data.dtype) for t in inputs]
     found = run(root._node, seed, bool(keep), accumulate=False, inputs=wanted)
@@ -245,13 +245,12 @@ _LEGACY_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "
 
 def _modified_message(r):
     """PyTorch's words for row ``r``, whose saved buffer an in-place op changed."""
-    from .registry import OPS
+    from .registry import BY_OPCODE
     from .versions import version
 
-    ops = {op.opcode: op for op in OPS.values()}
     row = tape.row(r)
     k, expected = int(row[layout.STALE]), int(row[layout.STALE + 1])
-    op = ops[int(row[layout.OP])]
+    op = BY_OPCODE[int(row[layout.OP])]
     saved = tape.saved[r]
     array = saved[k] if isinstance(saved, tuple) else saved
     name = op.saves[k]
@@ -261,7 +260,7 @@ def _modified_message(r):
     elif name in op.inputs:
         j = int(row[layout.IN + op.inputs.index(name)])
         if j >= 0 and tape.row(j)[layout.OP]:
-            producer = ops.get(int(tape.row(j)[layout.OP]))
+            producer = BY_OPCODE.get(int(tape.row(j)[layout.OP]))
     what = f"[nbgrad.{_LEGACY_NAMES.get(array.dtype.name, array.dtype.name)} {list(array.shape)}]"
     if producer is not None:
         what += f", which is output 0 of {producer.grad_fn.split('Backward')[0]},"

@@ -38,9 +38,9 @@ class FunctionCtx:
         """Keep ``tensors`` (or None) for ``backward``, which reads them as ``ctx.saved_tensors``."""
         from ..tensor import Tensor
 
-        for t in tensors:
+        for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
-                raise TypeError(f"save_for_backward can only save tensors, but argument {tensors.index(t)} "
+                raise TypeError(f"save_for_backward can only save tensors, but argument {i} "
                                 f"is of type {type(t).__name__}")
         self._to_save = tensors
 

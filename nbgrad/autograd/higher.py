@@ -14,15 +14,7 @@ from ..kernels import tape as layout
 from . import tape
 from .grad_mode import enable_grad
 from .node import AccumulateGrad
-
-
-def _float_param(row, k):
-    return float(np.array([row[layout.FLOATS + k]], np.int64).view(np.float64)[0])
-
-
-def _shape_param(row, k):
-    base = layout.SHAPES + k * layout.SHAPE_SIZE
-    return tuple(int(d) for d in row[base + 1:base + 1 + row[base]])
+from .registry import BY_OPCODE
 
 
 class Saved:
@@ -33,9 +25,10 @@ class Saved:
 
         self.node, self.op, self.g = node, op, g
         self.row = row = tape.row(node._row)
-        self.params = {name: _float_param(row, k) for k, name in enumerate(op.floats)}
+        self.params = {name: float(layout.float_param(row, k)) for k, name in enumerate(op.floats)}
         self.params.update({name: int(row[layout.INTS + k]) for k, name in enumerate(op.ints)})
-        self.params.update({name: _shape_param(row, k) for k, name in enumerate(op.shapes)})
+        self.params.update({name: tuple(int(d) for d in layout.shape_param(row, k))
+                            for k, name in enumerate(op.shapes)})
         inputs = node._inputs
         values = tape.saved[node._row]
         if op.saves and values is None:
@@ -337,17 +330,6 @@ def _order(roots):
     return post[::-1]
 
 
-def _op_of(node):
-    from .custom import CUSTOM
-    from .registry import OPS
-
-    opcode = int(tape.row(node._row)[layout.OP])
-    for op in OPS.values():
-        if op.opcode == opcode:
-            return op
-    return CUSTOM.get(opcode)
-
-
 def _input_grads(node, g):
     """The gradients of ``node``'s inputs from its output's gradient ``g``, as graph tensors."""
     from .engine import _modified_message
@@ -363,7 +345,7 @@ def _input_grads(node, g):
         result = type(node).function.backward(ctx, g)
         result = result if isinstance(result, tuple) else (result,)
         return [r for r, need in zip(result, ctx.needs_input_grad) if need]
-    op = _op_of(node)
+    op = BY_OPCODE.get(int(row[layout.OP]))
     formula = FORMULAS.get(op.name) if op is not None else None
     if formula is None:
         raise NotImplementedError(f"create_graph: the double backward of {type(node).__name__} "

@@ -80,6 +80,7 @@ class Swapped:
 
 
 OPS = {}
+BY_OPCODE = {}  # opcode -> Op: the declared ops and those added with autograd.register_op
 
 
 def _same(arrays):
@@ -94,6 +95,7 @@ def declare(name, grad_fn, fwd, bwd=(), **fields):
     if len(op.bwd) != len(op.inputs):
         raise ValueError(f"op {name!r}: one backward kernel per input (None for none)")
     OPS[name] = op
+    BY_OPCODE[op.opcode] = op
     return op
 
 
