@@ -9,126 +9,38 @@
 tensor([[4.5000, 4.5000],
         [4.5000, 4.5000]])
 """
-from . import autograd, dtypes, nn, optim
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .dtypes import bool_ as bool
-from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
-from .factories import (
-    arange,
-    as_tensor,
-    empty,
-    empty_like,
-    eye,
-    from_dlpack,
-    from_numpy,
-    full,
-    full_like,
-    linspace,
-    manual_seed,
-    ones,
-    ones_like,
-    rand,
-    rand_like,
-    randint,
-    randint_like,
-    randn,
-    randn_like,
-    tensor,
-    zeros,
-    zeros_like,
-)
-from .ops import (
-    abs,
-    add,
-    all,
-    any,
-    argmax,
-    argmin,
-    cat,
-    clamp,
-    clamp_,
-    clip,
-    clone,
-    concat,
-    concatenate,
-    contiguous,
-    cos,
-    div,
-    divide,
-    eq,
-    equal,
-    exp,
-    expand,
-    fill_,
-    flatten,
-    ge,
-    gt,
-    le,
-    log,
-    log_softmax,
-    lt,
-    matmul,
-    max,
-    maximum,
-    mean,
-    min,
-    minimum,
-    mm,
-    mul,
-    ne,
-    neg,
-    norm,
-    permute,
-    pow,
-    relu,
-    reshape,
-    rsub,
-    sigmoid,
-    sin,
-    softmax,
-    sqrt,
-    squeeze,
-    stack,
-    std,
-    sub,
-    sum,
-    t,
-    tanh,
-    transpose,
-    true_divide,
-    unsqueeze,
-    var,
-    view,
-    where,
-    zero_,
-)
-from .serialization import load, save
-from .tensor import Size, Tensor, device
-
-float = float32
-double = float64
-long = int64
-int = int32
+from os import listdir as _listdir
+from os.path import dirname as _dirname
 
 __version__ = "0.1.0"
 
-
-def set_num_threads(n):
-    """Threads for the parallel kernels, for the calling thread (Numba's setting is per thread);
-    ``n`` from 1 to the cores, or ``NUMBA_NUM_THREADS`` when set. Matrix products use BLAS's own threads."""
-    import builtins
-
-    import numba
-
-    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int):  # this module's int is int32
-        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
-    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"set_num_threads: n must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-    numba.set_num_threads(n)
+# Numba and the kernels take about 0.3 s to import: ``import nbgrad`` defers them to the
+# first use of a name it exports, which loads them all (``_api``) and binds its names here.
+# Submodules load as usual, on their own.
+_SUBMODULES = frozenset(
+    [name[:-3] if name.endswith(".py") else name for name in _listdir(_dirname(__file__))] + ["kernels"]
+)
 
 
-def get_num_threads():
-    """Threads the parallel kernels use in the calling thread."""
-    import numba
+def _load():
+    import importlib
 
-    return numba.get_num_threads()
+    api = importlib.import_module("nbgrad._api")
+    names = {name: value for name, value in vars(api).items() if not name.startswith("_")}
+    globals().update(names)
+    return names
+
+
+def __getattr__(name):
+    if name == "__all__":  # ``from nbgrad import *``
+        return sorted(_load())
+    if name.startswith("__") or name in _SUBMODULES:
+        raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")
+    names = _load()
+    if name not in names:
+        raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")
+    return names[name]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_load()))

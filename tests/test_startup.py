@@ -46,6 +46,27 @@ def test_import_compiles_nothing_and_leaves_scipy_for_later():
     assert result.stdout.split() == ["0", "False", "False"]
 
 
+def test_import_defers_numba_until_the_first_use_of_the_api():
+    result = run_python(
+        "import sys, nbgrad\n"
+        "print('numba' in sys.modules, 'numpy' in sys.modules)\n"
+        "x = nbgrad.ones(2, requires_grad=True)\n"
+        "print('numba' in sys.modules, float((x * 3).sum()), nbgrad.Tensor.__name__, nbgrad.nn.Linear.__name__)\n"
+        "from nbgrad import *\n"
+        "print(callable(no_grad), 'float32' in dir(nbgrad))\n"
+        "nbgrad.no_such_name\n"
+    )
+    assert result.stdout.split() == ["False", "False", "True", "6.0", "Tensor", "Linear", "True", "True"]
+    assert "AttributeError: module 'nbgrad' has no attribute 'no_such_name'" in result.stderr
+
+
+def test_a_submodule_imported_first_works_alone():
+    result = run_python("from nbgrad.optim import SGD\nimport nbgrad.nn as nn\n"
+                        "print(type(SGD(nn.Linear(2, 1).parameters(), lr=0.1)).__name__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "SGD"
+
+
 def test_cache_off_writes_no_compiled_code(tmp_path):
     result = run_python("import nbgrad as nb; print(float((nb.ones(3) * 2).sum()))",
                         NBGRAD_CACHE="0", NBGRAD_CACHE_DIR=str(tmp_path))

@@ -1,0 +1,123 @@
+"""Everything ``nbgrad`` exports, loaded on first use (see ``nbgrad/__init__.py``)."""
+from . import autograd, dtypes, nn, optim
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .dtypes import bool_ as bool
+from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
+from .factories import (
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .ops import (
+    abs,
+    add,
+    all,
+    any,
+    argmax,
+    argmin,
+    cat,
+    clamp,
+    clamp_,
+    clip,
+    clone,
+    concat,
+    concatenate,
+    contiguous,
+    cos,
+    div,
+    divide,
+    eq,
+    equal,
+    exp,
+    expand,
+    fill_,
+    flatten,
+    ge,
+    gt,
+    le,
+    log,
+    log_softmax,
+    lt,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mm,
+    mul,
+    ne,
+    neg,
+    norm,
+    permute,
+    pow,
+    relu,
+    reshape,
+    rsub,
+    sigmoid,
+    sin,
+    softmax,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    sub,
+    sum,
+    t,
+    tanh,
+    transpose,
+    true_divide,
+    unsqueeze,
+    var,
+    view,
+    where,
+    zero_,
+)
+from .serialization import load, save
+from .tensor import Size, Tensor, device
+
+float = float32
+double = float64
+long = int64
+int = int32
+
+
+
+def set_num_threads(n):
+    """Threads for the parallel kernels, for the calling thread (Numba's setting is per thread);
+    ``n`` from 1 to the cores, or ``NUMBA_NUM_THREADS`` when set. Matrix products use BLAS's own threads."""
+    import builtins
+
+    import numba
+
+    if isinstance(n, builtins.bool) or not isinstance(n, builtins.int):  # this module's int is int32
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"set_num_threads: n must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+    numba.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the parallel kernels use in the calling thread."""
+    import numba
+
+    return numba.get_num_threads()
