@@ -14,8 +14,11 @@ folder and a fresh compile, never stale machine code.
 """
 import contextlib
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numba
@@ -55,6 +58,36 @@ try:
 except ValueError:  # no safe layer could be loaded
     numba.config.THREADING_LAYER = "workqueue"
     _launch_threads()
+
+
+def _import_array_math_without_scipy_linalg():
+    """Numba's array functions check at import that SciPy's BLAS imports, and importing
+    ``scipy.linalg.cython_blas`` runs all of ``scipy.linalg`` (0.12 s here, a seventh of the
+    first backward's start-up). That one extension module alone imports in a few ms: give Numba
+    it for the check, then forget it, so that a later import goes the usual way (it gets the same
+    module object)."""
+    name = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        import scipy
+
+        stem = os.path.join(os.path.dirname(scipy.__file__), "linalg", "cython_blas")
+        (path,) = [stem + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES if os.path.exists(stem + suffix)]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except Exception:  # another layout: let Numba import it the usual way
+        sys.modules.pop(name, None)
+        return
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        sys.modules.pop(name, None)
+
+
+_import_array_math_without_scipy_linalg()
 
 
 def cache_root():

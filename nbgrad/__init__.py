@@ -9,6 +9,7 @@
 tensor([[4.5000, 4.5000],
         [4.5000, 4.5000]])
 """
+from importlib import import_module as _import
 from os import listdir as _listdir
 from os.path import dirname as _dirname
 
@@ -16,16 +17,14 @@ __version__ = "0.1.0"
 
 # Numba and the kernels take about 0.3 s to import: ``import nbgrad`` defers them to the
 # first use of a name it exports, which loads them all (``_api``) and binds its names here.
-# Submodules load as usual, on their own.
+# A submodule loads on its own, on import or on first use as an attribute.
 _SUBMODULES = frozenset(
     [name[:-3] if name.endswith(".py") else name for name in _listdir(_dirname(__file__))] + ["kernels"]
 )
 
 
 def _load():
-    import importlib
-
-    api = importlib.import_module("nbgrad._api")
+    api = _import("nbgrad._api")
     names = {name: value for name, value in vars(api).items() if not name.startswith("_")}
     globals().update(names)
     return names
@@ -34,8 +33,10 @@ def _load():
 def __getattr__(name):
     if name == "__all__":  # ``from nbgrad import *``
         return sorted(_load())
-    if name.startswith("__") or name in _SUBMODULES:
+    if name.startswith("__"):
         raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")
+    if name in _SUBMODULES:
+        return _import(f"nbgrad.{name}")
     names = _load()
     if name not in names:
         raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")

@@ -60,11 +60,26 @@ def test_import_defers_numba_until_the_first_use_of_the_api():
     assert "AttributeError: module 'nbgrad' has no attribute 'no_such_name'" in result.stderr
 
 
-def test_a_submodule_imported_first_works_alone():
-    result = run_python("from nbgrad.optim import SGD\nimport nbgrad.nn as nn\n"
-                        "print(type(SGD(nn.Linear(2, 1).parameters(), lr=0.1)).__name__)")
+def test_the_first_backward_leaves_scipy_linalg_unimported_and_usable():
+    result = run_python(
+        "import sys, numpy as np, numba, nbgrad\n"
+        "w = nbgrad.ones(3, 2, requires_grad=True)\n"
+        "(nbgrad.ones(4, 3) @ w).sum().backward()\n"
+        "print('scipy.linalg' in sys.modules, float(w.grad.sum()))\n"
+        "import scipy.linalg.cython_blas\n"
+        "print(len(scipy.linalg.cython_blas.__pyx_capi__) > 0)\n"
+        "print(float(numba.njit(lambda a: np.dot(a, a).sum())(np.ones((2, 2)))))\n"
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "SGD"
+    assert result.stdout.split() == ["False", "24.0", "True", "8.0"]
+
+
+def test_submodules_import_alone_and_load_as_attributes():
+    result = run_python("import nbgrad\nimport nbgrad.nn.functional as F\n"
+                        "optimizer = nbgrad.optim.SGD(nbgrad.nn.Linear(2, 1).parameters(), lr=0.1)\n"
+                        "print(type(optimizer).__name__, nbgrad.examples.__name__, F.relu.__name__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SGD", "nbgrad.examples", "relu"]
 
 
 def test_cache_off_writes_no_compiled_code(tmp_path):
