@@ -177,6 +177,8 @@ def mark_modified(chunks, starts, ends, versions):
         rows = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
         for base in range(0, rows.size, WIDTH):
             flags = rows[base + FLAGS]
+            if flags == 0 and rows[base + OP] == 0 and rows[base + ITEMSIZE] == 0:
+                return flagged  # never used: rows are handed out in order, so none after it was either
             if not flags & NEEDS_SAVED or flags & (RELEASED | MODIFIED):
                 continue
             for k in range(3):

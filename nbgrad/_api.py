@@ -1,5 +1,6 @@
 """Everything ``nbgrad`` exports, loaded on first use (see ``nbgrad/__init__.py``)."""
 from . import autograd, dtypes, nn, optim
+from ._tensor import Size, Tensor, device
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import bool_ as bool
 from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
@@ -93,7 +94,6 @@ from .ops import (
     zero_,
 )
 from .serialization import load, save
-from .tensor import Size, Tensor, device
 
 float = float32
 double = float64

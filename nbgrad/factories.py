@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from . import dtypes
-from .tensor import Tensor, _check_can_require_grad, _contiguous, _wrap
+from ._tensor import Tensor, _check_can_require_grad, _contiguous, _wrap
 
 _generator = np.random.default_rng()
 

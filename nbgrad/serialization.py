@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-from .tensor import Tensor
+from ._tensor import Tensor
 
 _STRUCTURE = "__nbgrad_structure__"
 

@@ -77,9 +77,10 @@ def test_the_first_backward_leaves_scipy_linalg_unimported_and_usable():
 def test_submodules_import_alone_and_load_as_attributes():
     result = run_python("import nbgrad\nimport nbgrad.nn.functional as F\n"
                         "optimizer = nbgrad.optim.SGD(nbgrad.nn.Linear(2, 1).parameters(), lr=0.1)\n"
-                        "print(type(optimizer).__name__, nbgrad.examples.__name__, F.relu.__name__)")
+                        "print(type(optimizer).__name__, nbgrad.examples.__name__, F.relu.__name__)\n"
+                        "print(nbgrad.tensor([1.5]).tolist())")  # the function, as in PyTorch, not a module
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["SGD", "nbgrad.examples", "relu"]
+    assert result.stdout.split() == ["SGD", "nbgrad.examples", "relu", "[1.5]"]
 
 
 def test_cache_off_writes_no_compiled_code(tmp_path):

@@ -5,7 +5,7 @@ from .node import AccumulateGrad, Node
 
 def Variable(data, requires_grad=False):
     """Old API (Variable is merged into Tensor): a tensor sharing ``data``'s storage."""
-    from ..tensor import _wrap
+    from .._tensor import _wrap
 
     result = _wrap(data._data)
     if requires_grad:
@@ -15,7 +15,7 @@ def Variable(data, requires_grad=False):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """``tensors[i].backward(grad_tensors[i])`` for each output."""
-    from ..tensor import Tensor
+    from .._tensor import Tensor
 
     if isinstance(tensors, Tensor):
         tensors, grad_tensors = [tensors], [grad_tensors]

@@ -92,7 +92,7 @@ def register_op(name, forward, backward, *, inputs=("x",), floats=(), ints=(), d
 
 def _applier(op, shape_rule, defaults):
     from .. import ops
-    from ..tensor import Tensor
+    from .._tensor import Tensor
 
     name = op.name
 

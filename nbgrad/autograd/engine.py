@@ -84,7 +84,7 @@ def _seed(tensor, gradient, i=0):
 
 def _seed_tensor(tensor, gradient, i=0):
     """The gradient to start from at ``tensor`` as a tensor, for create_graph (it may have a graph)."""
-    from ..tensor import Tensor, _wrap
+    from .._tensor import Tensor, _wrap
 
     seed = _seed(tensor, gradient, i)
     if isinstance(gradient, Tensor):
@@ -113,7 +113,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     gradient is None, or zeros with ``materialize_grads``). One executor call.
     """
     from .. import ops
-    from ..tensor import Tensor, _wrap
+    from .._tensor import Tensor, _wrap
     from .grad_mode import enable_grad
 
     if is_grads_batched:
@@ -155,7 +155,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _grad_results(inputs, found, allow_unused, materialize_grads, as_tensor):
-    from ..tensor import _wrap
+    from .._tensor import _wrap
 
     result = []
     for t, g in zip(inputs, found):
@@ -351,7 +351,7 @@ def _run_python_row(r, arena):
 
 def _run_hooks(node, r, arena):
     """Call the hooks of ``node`` (row ``r``) on its gradient, which lies in the executor's arena."""
-    from ..tensor import _wrap
+    from .._tensor import _wrap
 
     _, shape, dtype = _hooked[r]
     grad = _arena_view(r, arena, shape, dtype)

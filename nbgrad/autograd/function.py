@@ -36,7 +36,7 @@ class FunctionCtx:
 
     def save_for_backward(self, *tensors):
         """Keep ``tensors`` (or None) for ``backward``, which reads them as ``ctx.saved_tensors``."""
-        from ..tensor import Tensor
+        from .._tensor import Tensor
 
         for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
@@ -113,7 +113,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from ..tensor import Tensor, _wrap
+        from .._tensor import Tensor, _wrap
 
         needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
         ctx = FunctionCtx(needs)
@@ -161,7 +161,7 @@ def _linked(rows, itemsize, links):
 
 
 def _record(cls, ctx, args, outputs, inputs):
-    from ..tensor import Tensor
+    from .._tensor import Tensor
 
     node_class = _node_classes.get(cls)
     if node_class is None:
@@ -238,7 +238,7 @@ def run_backward(r, grad, arena):
 
 
 def _call_backward(node_class, ctx, grads, arena):
-    from ..tensor import Tensor, _wrap
+    from .._tensor import Tensor, _wrap
 
     if ctx.materialize_grads:
         grads = [np.zeros(*meta) if g is None and meta is not None else g

@@ -13,7 +13,7 @@ def _as_tuple(x):
 
 
 def _outputs(func, inputs):
-    from ..tensor import Tensor
+    from .._tensor import Tensor
 
     return tuple(o for o in _as_tuple(func(*inputs)) if isinstance(o, Tensor))
 
@@ -95,7 +95,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     ``grad_outputs`` (``v``, one per output of ``func``) default to fixed random
     float64 tensors. Raises GradcheckError (or returns False) on a mismatch.
     """
-    from ..tensor import _wrap
+    from .._tensor import _wrap
     from .engine import grad
     from .grad_mode import enable_grad
 

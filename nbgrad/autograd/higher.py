@@ -21,7 +21,7 @@ class Saved:
     """What a formula reads about its node: saved values as tensors, parameters, input shapes."""
 
     def __init__(self, node, op, g):
-        from ..tensor import _wrap
+        from .._tensor import _wrap
 
         self.node, self.op, self.g = node, op, g
         self.row = row = tape.row(node._row)
@@ -70,7 +70,7 @@ class Saved:
         """The input as a tensor connected to its node (a broadcast input is rebuilt from the
         expanded copy the forward saved, then expanded again, differentiably)."""
         from .. import ops
-        from ..tensor import _wrap
+        from .._tensor import _wrap
 
         if out_shape is None:
             return _wrap(value.reshape(shape), node)
@@ -84,7 +84,7 @@ class Saved:
 
 
 def _const(array, like):
-    from ..tensor import _wrap
+    from .._tensor import _wrap
 
     return _wrap(np.ascontiguousarray(array, like._data.dtype))
 
@@ -362,7 +362,7 @@ def backward(roots, seeds, retain_graph, inputs=None):
     With ``inputs`` (tensors), return their gradients (None where not reached);
     otherwise accumulate into the leaves' ``.grad`` (graph tensors).
     """
-    from ..tensor import Tensor
+    from .._tensor import Tensor
 
     wanted = {id(t._node): k for k, t in enumerate(inputs)} if inputs is not None else {}
     found = [None] * len(wanted)

@@ -10,9 +10,9 @@ import math
 import numpy as np
 
 from .. import dtypes, factories, ops
+from .._tensor import Tensor, _wrap
 from ..kernels import nn as kernels
 from ..ops import log_softmax, relu, sigmoid, softmax, tanh
-from ..tensor import Tensor, _wrap
 
 __all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax", "linear", "nll_loss", "cross_entropy", "mse_loss",
            "dropout"]
@@ -49,8 +49,8 @@ def linear(input, weight, bias=None):
                                f" (expected ({n},))")
         operands = (input, weight, bias)
     numpy_dtype = x.dtype
-    if numpy_dtype.kind != "f" or any(t._data.dtype != numpy_dtype for t in operands[1:]):  # promote first
-        dtype = dtypes.result_type(*operands)
+    if numpy_dtype.kind != "f" or w.dtype != numpy_dtype or (bias is not None and bias._data.dtype != numpy_dtype):
+        dtype = dtypes.result_type(*operands)  # promote first
         if not dtype.is_floating_point:
             raise RuntimeError(f"linear: integer tensors are not supported (got {input.dtype!r} and {weight.dtype!r})")
         operands = tuple(ops._to_dtype(t, dtype) for t in operands)

@@ -8,8 +8,8 @@ import math
 from collections import OrderedDict, namedtuple
 
 from .. import dtypes, factories
+from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
-from ..tensor import Tensor, _wrap
 from . import functional as F
 from . import init
 
@@ -71,11 +71,14 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):  # only called when normal lookup fails
-        for registry in ("_parameters", "_modules"):
-            found = self.__dict__.get(registry, {})
-            if name in found:
-                return found[name]
+    def __getattr__(self, name):  # only called when normal lookup fails: every parameter read
+        attributes = self.__dict__
+        parameters = attributes.get("_parameters")
+        if parameters is not None and name in parameters:
+            return parameters[name]
+        modules = attributes.get("_modules")
+        if modules is not None and name in modules:
+            return modules[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):

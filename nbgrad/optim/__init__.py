@@ -7,9 +7,9 @@ buffers (momentum, Adam's moments) are NumPy arrays the kernel updates in place;
 """
 import numpy as np
 
+from .._tensor import Tensor, _wrap
 from ..autograd import tape, versions
 from ..kernels import optim as kernel
-from ..tensor import Tensor, _wrap
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
@@ -33,7 +33,7 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups = []
         self.state = {}
-        self._table_key = None
+        self._table_key = self._hyper_key = None
         groups = list(params) if not isinstance(params, Tensor) else None
         if groups is None:
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
@@ -104,8 +104,13 @@ class Optimizer:
         return table
 
     def _hyper(self):
-        rows = [self._hyper_row(group) for group in self.param_groups for _ in group["params"]]
-        return np.array(rows, np.float64).reshape(-1, 9)
+        """The hyper-parameter table, one row per parameter; rebuilt only when a group's values
+        (a scheduler's lr, say) or sizes changed."""
+        key = [(self._hyper_row(group), len(group["params"])) for group in self.param_groups]
+        if key != self._hyper_key:
+            rows = [row for row, count in key for _ in range(count)]
+            self._hyper_table, self._hyper_key = np.array(rows, np.float64).reshape(-1, 9), key
+        return self._hyper_table
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
