@@ -49,6 +49,11 @@ def _rows(shape, strides):
 def gather(src, shape, strides, out):
     """out[i] = src[offset(i)]: broadcast or permute ``src`` into ``out`` of ``shape``"""
     inner, step, outer, outer_strides, index = _rows(shape, strides)
+    if step == 1 and not outer_strides.any():  # one row repeated (a bias over a batch): plain copies
+        for start in range(0, out.size, max(inner, 1)):
+            for j in range(inner):
+                out[start + j] = src[j]
+        return
     offset = 0
     for start in range(0, out.size, max(inner, 1)):
         for j in range(inner):  # a tight loop over the last dimension
