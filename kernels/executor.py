@@ -76,15 +76,18 @@ def _grow(array, n):
 
 
 @njit
-def plan(chunks, root, epoch, accumulate):
+def plan(chunks, root, epoch, accumulate, order):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
+    ``order`` is the caller's buffer for the rows, used when big enough (a fresh one
+    costs an allocation, and handing it back to Python a slow path of Numba's boxing).
     Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a
     row whose saved buffers were released by an earlier backward or changed by an
     in-place op. With ``accumulate`` leaves accumulate straight into ``.grad``;
     without (``autograd.grad``), every row's gradient gets a slot in the arena.
     """
-    order = np.empty(64, np.int64)
+    if order.size == 0:
+        order = np.empty(64, np.int64)
     stack = np.empty(64, np.int64)
     root_row = row_at(chunks, root)
     root_row[MARK] = epoch

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes
 from ._formatting import format_tensor
-from .autograd import tape
+from .autograd import engine, tape
 from .autograd.node import AccumulateGrad
 from .kernels import tape as layout
 
@@ -293,9 +293,7 @@ class Tensor:
         ``gradient`` (same shape as self) gives the vector of the vector-Jacobian
         product; it may be omitted for a one-element tensor.
         """
-        from .autograd.engine import backward
-
-        backward(self, gradient, retain_graph, create_graph)
+        engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
         """A tensor sharing this storage, with no history."""

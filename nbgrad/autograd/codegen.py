@@ -45,9 +45,9 @@ def seed(row, arena, root_grad, dtype):
 
 
 @njit
-def prepare(chunks, root, root_grad, epoch, accumulate, arena):
+def prepare(chunks, root, root_grad, epoch, accumulate, order, arena):
     """Plan the backward from ``root`` and seed its gradient; see ``execute`` for the status."""
-    order, count, arena_bytes, bad_row = plan(chunks, root, epoch, accumulate)
+    order, count, arena_bytes, bad_row = plan(chunks, root, epoch, accumulate, order)
     if bad_row >= 0:
         return -2 - bad_row, order, count, arena
     words = arena_bytes // 8 + 1
@@ -103,7 +103,8 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
     ``backwards`` holds the address of each op's backward per dtype and size
     (threads for big gradients), compiled on first use (a float32 model never
     compiles float64 kernels, nor ops it does not use). Returns
-    ``(status, order, count, arena)``: status DONE (then, without retain_graph,
+    ``(status, order, count, arena)`` (``order`` and ``arena`` are the caller's buffers
+    when they were big enough): status DONE (then, without retain_graph,
     ``order[:count]`` are the rows whose saved buffers Python can drop), or the
     position in ``order`` of a Python row (call again with ``resume`` set to it),
     or ``-2 - row`` for a row whose saved buffers were already released, or
@@ -111,7 +112,7 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
     ones that ``order[:count]`` need and call again).
     """
     if resume < 0:
-        status, order, count, arena = prepare(chunks, root, root_grad, epoch, accumulate, arena)
+        status, order, count, arena = prepare(chunks, root, root_grad, epoch, accumulate, order, arena)
         if status != DONE:
             return status, order, count, arena
         for k in range(count):

@@ -170,9 +170,11 @@ def _grad_results(inputs, found, allow_unused, materialize_grads, as_tensor):
 
 
 class _ArenaCache(threading.local):
-    """The last backward's gradient arena, reused by this thread's next backward (up to a size)."""
+    """The last backward's gradient arena and row order, reused by this thread's next backward
+    (the arena up to a size)."""
 
     arena = _NO_ARENA
+    order = _NO_ORDER
 
 
 _arena_cache = _ArenaCache()
@@ -193,10 +195,11 @@ def run(root, seed, retain_graph, accumulate=True, inputs=()):
 
 def _run(root, seed, retain_graph, accumulate, inputs):
     chunks = tape.chunk_addresses
-    cached = _arena_cache.arena
-    _arena_cache.arena = _NO_ARENA  # a hook may reenter backward: it must not share this arena
+    cache = _arena_cache
+    cached, cached_order = cache.arena, cache.order
+    cache.arena, cache.order = _NO_ARENA, _NO_ORDER  # a hook may reenter backward: it must not share them
     status, order, count, arena, epoch = _execute(
-        chunks, root._row, seed, retain_graph, accumulate, -1, _NO_ORDER, 0, cached
+        chunks, root._row, seed, retain_graph, accumulate, -1, cached_order, 0, cached
     )
     reusable = True
     while status >= 0:  # a PYTHON row: run its hooks, then resume there
@@ -211,7 +214,7 @@ def _run(root, seed, retain_graph, accumulate, inputs):
     if _post_hooked and accumulate and status == DONE:
         _run_post_accumulate_hooks(epoch)
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
-        _arena_cache.arena = arena
+        cache.arena, cache.order = arena, order
     if status < -1:
         bad = -2 - status
         if tape.row(bad)[layout.FLAGS] & layout.MODIFIED:
