@@ -9,22 +9,27 @@
 tensor([[4.5000, 4.5000],
         [4.5000, 4.5000]])
 """
+import os as _os
+import pkgutil as _pkgutil
+import threading as _threading
 from importlib import import_module as _import
-from os import listdir as _listdir
-from os.path import dirname as _dirname
 
 __version__ = "0.1.0"
+
+# Numba's OpenMP threads sleep when idle (see kernels/jit.py). Set here, at import, so that it
+# holds for a PyTorch imported next, whose OpenMP runtime would otherwise spin and slow nbgrad.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Numba and the kernels take about 0.3 s to import: ``import nbgrad`` defers them to the
 # first use of a name it exports, which loads them all (``_api``) and binds its names here.
 # A submodule loads on its own, on import or on first use as an attribute.
-_SUBMODULES = frozenset(
-    [name[:-3] if name.endswith(".py") else name for name in _listdir(_dirname(__file__))] + ["kernels"]
-)
+_SUBMODULES = frozenset([module.name for module in _pkgutil.iter_modules(__path__)] + ["kernels"])
+_loading = _threading.RLock()  # two threads' first uses: one loads, the other waits for it
 
 
 def _load():
-    api = _import("nbgrad._api")
+    with _loading:
+        api = _import("nbgrad._api")
     names = {name: value for name, value in vars(api).items() if not name.startswith("_")}
     globals().update(names)
     return names
@@ -33,10 +38,11 @@ def _load():
 def __getattr__(name):
     if name == "__all__":  # ``from nbgrad import *``
         return sorted(_load())
-    if name.startswith("__"):
+    if name.startswith("_"):  # no exported name starts so: probes (pytest's, hasattr) load nothing
         raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")
     if name in _SUBMODULES:
-        return _import(f"nbgrad.{name}")
+        with _loading:
+            return _import(f"nbgrad.{name}")
     names = _load()
     if name not in names:
         raise AttributeError(f"module 'nbgrad' has no attribute {name!r}")
@@ -44,4 +50,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_load()))
+    return sorted(set(globals()) | set(_load()) | _SUBMODULES)

@@ -291,9 +291,10 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, in one compiled call.
 
         ``gradient`` (same shape as self) gives the vector of the vector-Jacobian
-        product; it may be omitted for a one-element tensor.
+        product; it may be omitted for a one-element tensor. With ``inputs`` only
+        those tensors' ``.grad`` accumulate.
         """
-        engine.backward(self, gradient, retain_graph, create_graph)
+        engine.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self):
         """A tensor sharing this storage, with no history."""

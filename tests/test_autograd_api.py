@@ -64,6 +64,25 @@ def test_grad_with_grad_outputs_and_several_outputs():
     np.testing.assert_allclose(g.numpy(), 2 * v1.numpy() + 2 * x.detach().numpy() * v2.numpy())
 
 
+def test_backward_into_chosen_inputs_only():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    b = torch.tensor([3.0], requires_grad=True)
+    h = w * 3
+    loss = (h * h).sum() + b.sum()  # d/dw = 18 w, d/dh = 2 h, d/db = 1
+    loss.backward(inputs=[w], retain_graph=True)
+    assert w.grad.tolist() == [18.0, 36.0] and b.grad is None
+    kept = w.grad
+    loss.backward(inputs=w, retain_graph=True)  # accumulates, in place as in PyTorch
+    assert kept.tolist() == [36.0, 72.0] and w.grad is kept and b.grad is None
+    torch.autograd.backward([loss], inputs=[h, b])  # a non-leaf input gets its .grad too
+    assert h.grad.tolist() == [6.0, 12.0] and b.grad.tolist() == [1.0] and w.grad.tolist() == [36.0, 72.0]
+    unused = torch.tensor([1.0], requires_grad=True)
+    (w * 2).sum().backward(inputs=[unused, w])
+    assert unused.grad is None and w.grad.tolist() == [38.0, 74.0]
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        (w * 2).sum().backward(inputs=[])
+
+
 def test_grad_errors_like_pytorch():
     x, unused = leaf([1.0, 2.0]), leaf([3.0])
     with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):

@@ -48,16 +48,32 @@ def test_import_compiles_nothing_and_leaves_scipy_for_later():
 
 def test_import_defers_numba_until_the_first_use_of_the_api():
     result = run_python(
-        "import sys, nbgrad\n"
-        "print('numba' in sys.modules, 'numpy' in sys.modules)\n"
+        "import os, sys, nbgrad\n"
+        "print(hasattr(nbgrad, '_mock_name'), 'numba' in sys.modules, 'numpy' in sys.modules)\n"
+        "print(os.environ['OMP_WAIT_POLICY'])\n"
         "x = nbgrad.ones(2, requires_grad=True)\n"
         "print('numba' in sys.modules, float((x * 3).sum()), nbgrad.Tensor.__name__, nbgrad.nn.Linear.__name__)\n"
         "from nbgrad import *\n"
         "print(callable(no_grad), 'float32' in dir(nbgrad))\n"
         "nbgrad.no_such_name\n"
     )
-    assert result.stdout.split() == ["False", "False", "True", "6.0", "Tensor", "Linear", "True", "True"]
+    assert result.stdout.split() == ["False", "False", "False", "PASSIVE", "True", "6.0", "Tensor", "Linear", "True",
+                                     "True"]
     assert "AttributeError: module 'nbgrad' has no attribute 'no_such_name'" in result.stderr
+
+
+def test_first_uses_from_several_threads_at_once():
+    result = run_python(
+        "import threading, nbgrad\n"
+        "out = []\n"
+        "uses = [lambda: float(nbgrad.ones(3).sum()), lambda: nbgrad.nn.Linear(2, 2).out_features,\n"
+        "        lambda: float(nbgrad.tensor([1.0, 2.0]).sum()), lambda: nbgrad.optim.SGD.__name__]\n"
+        "threads = [threading.Thread(target=lambda f=f: out.append(f())) for f in uses]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(sorted(map(str, out)))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['2', '3.0', '3.0', 'SGD']"
 
 
 def test_the_first_backward_leaves_scipy_linalg_unimported_and_usable():

@@ -13,8 +13,8 @@ def Variable(data, requires_grad=False):
     return result
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """``tensors[i].backward(grad_tensors[i])`` for each output."""
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """``tensors[i].backward(grad_tensors[i])`` for each output (into ``inputs`` only, if given)."""
     from .._tensor import Tensor
 
     if isinstance(tensors, Tensor):
@@ -22,7 +22,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     grad_tensors = grad_tensors or [None] * len(tensors)
     for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
         keep = retain_graph if retain_graph is not None else i < len(tensors) - 1
-        t.backward(g, retain_graph=keep, create_graph=create_graph)
+        t.backward(g, retain_graph=keep, create_graph=create_graph, inputs=inputs)
 
 
 __all__ = ["AccumulateGrad", "Node", "Variable", "backward", "enable_grad", "is_grad_enabled",

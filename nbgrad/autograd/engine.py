@@ -92,7 +92,10 @@ def _seed_tensor(tensor, gradient, i=0):
     return _wrap(seed.astype(tensor._data.dtype).reshape(tensor._data.shape))
 
 
-def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    if inputs is not None:
+        _backward_into(tensor, gradient, retain_graph, create_graph, inputs)
+        return
     if create_graph:  # the backward pass recorded as ops: gradients of gradients
         from . import higher
 
@@ -101,6 +104,34 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
             higher.backward([tensor], [_seed_tensor(tensor, gradient)], keep)
         return
     run(tensor._node, _seed(tensor, gradient), bool(retain_graph))
+
+
+def _backward_into(tensor, gradient, retain_graph, create_graph, inputs):
+    """``backward(inputs=...)``: only these tensors' ``.grad`` accumulate (leaves or not, as in
+    PyTorch), from one ``grad()`` call; a tensor the graph does not reach keeps its ``.grad``."""
+    import warnings
+
+    from .._tensor import Tensor
+    from .grad_mode import no_grad
+
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    found = grad([tensor], inputs, None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, allow_unused=True)
+    for t, g in zip(inputs, found):
+        if g is None:
+            continue
+        with warnings.catch_warnings():  # a non-leaf's .grad warns unless retained: it is asked for here
+            warnings.simplefilter("ignore")
+            current = t.grad
+        if current is None:
+            t.grad = g
+        elif create_graph:
+            t.grad = current + g
+        else:
+            with no_grad():
+                current.add_(g)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
