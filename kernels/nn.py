@@ -6,6 +6,7 @@ reduced dimension ``n`` in the middle: element ``(o, k, j)`` is at
 """
 import math
 
+import numpy as np
 from numba import prange
 
 from .jit import PARALLEL_MIN, njit
@@ -134,6 +135,73 @@ def nll_bwd(g, target, weight, n, inner, ignore_index, reduction, gx):
             o, j = divmod(r, inner)
             grad = g[r] if reduction == 0 else g[0] * scale
             gx[(o * n + t) * inner + j] -= grad * _class_weight(weight, t)
+
+
+@njit
+def _cross_entropy_row(x, r, n, ignore, prob):
+    """Softmax of row ``r`` of x (n classes) into prob; returns its log-sum-exp: x - that is
+    log_softmax, exact for tiny probabilities. An ignored row is left alone (returns 0)."""
+    base = r * n
+    if ignore:
+        return 0.0
+    top = -math.inf
+    for k in range(n):
+        v = x[base + k]
+        if v > top or v != v:
+            top = v
+    if top == -math.inf or top != top:  # all -inf, or a NaN: NaN, as PyTorch
+        top = math.nan
+    total = 0.0
+    for k in range(n):
+        e = math.exp(x[base + k] - top)
+        prob[base + k] = e
+        total += e
+    scale = 1.0 / total
+    for k in range(n):
+        prob[base + k] *= scale
+    return top + math.log(total)
+
+
+@njit(parallel=True)
+def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
+    """-log_softmax(x)[r, target[r]] for logits x of shape (rows, n), reduced ('mean': over the
+    rows not ignored); the softmax goes to ``prob`` for the backward. Rows in parallel for a big x."""
+    rows = target.size
+    losses = out if reduction == 0 else np.empty(rows, out.dtype)
+    if x.size < PARALLEL_MIN:
+        for r in range(rows):
+            t = target[r]
+            shift = _cross_entropy_row(x, r, n, t == ignore_index, prob)
+            losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
+    else:
+        for r in prange(rows):
+            t = target[r]
+            shift = _cross_entropy_row(x, r, n, t == ignore_index, prob)
+            losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
+    if reduction != 0:
+        total = 0.0
+        for r in range(rows):  # in order: the same sum on any number of threads
+            total += losses[r]
+        if reduction == 1:  # all ignored: 0 / 0 = nan, as PyTorch
+            total /= _nll_weight_total(target, np.empty(0, out.dtype), ignore_index)
+        out[0] = total
+
+
+@njit
+def cross_entropy_bwd(g, target, prob, n, ignore_index, reduction, gx):
+    """gx[r] += g[r] (softmax(x)[r] - onehot(target[r])) (g / the rows not ignored, for 'mean')"""
+    scale = 1.0
+    if reduction == 1:
+        scale = 1.0 / _nll_weight_total(target, np.empty(0, gx.dtype), ignore_index)
+    for r in range(target.size):
+        t = target[r]
+        if t == ignore_index:
+            continue
+        grad = g[r] if reduction == 0 else g[0] * scale
+        base = r * n
+        for k in range(n):
+            gx[base + k] += grad * prob[base + k]
+        gx[base + t] -= grad
 
 
 @njit

@@ -110,6 +110,12 @@ LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.
 NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
                    arrays=(("target", "int64"), ("weight", None)), ints=("n", "inner", "ignore_index", "reduction"),
                    saves=("target", "weight"), keeps_shapes=True)
+# log_softmax and nll_loss in one node for (N, C) logits and class indices (F.cross_entropy's
+# common case): the softmax it saves is the gradient but for the target's 1, so its backward
+# needs no exp. The node is named as PyTorch's last one; ``x`` is saved for create_graph.
+CROSS_ENTROPY = declare("cross_entropy", "NllLossBackward0", nn.cross_entropy_fwd, (nn.cross_entropy_bwd,),
+                        arrays=(("target", "int64"), ("prob", None)), ints=("n", "ignore_index", "reduction"),
+                        saves=("x", "target", "prob"))
 MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
                    ints=("reduction",), saves=("a", "b"))
 

@@ -6,6 +6,7 @@ import pytest
 
 import nbgrad as nb
 from nbgrad import nn, optim
+from nbgrad.nn import functional as F
 
 
 def mlp():
@@ -119,6 +120,36 @@ def test_losses_as_modules():
     assert nn.CrossEntropyLoss()(x, nb.tensor([0])).item() == pytest.approx(
         -math.log(math.exp(2) / (math.exp(2) + math.exp(0.5) + math.exp(-1))), rel=1e-6)
     assert nn.MSELoss(reduction="sum")(x, nb.zeros(1, 3)).item() == pytest.approx(5.25)
+
+
+@pytest.mark.parametrize("shape, dtype", [((6, 5), nb.float64), ((200, 300), nb.float32)])  # serial, threads
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_in_one_node_matches_log_softmax_then_nll_loss(shape, dtype, reduction):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=shape) * 3
+    target = rng.integers(0, shape[1], shape[0])
+    target[1] = -100  # ignored
+    losses, grads = [], []
+    for fused in (True, False):
+        x = nb.tensor(values, dtype=dtype, requires_grad=True)
+        t = nb.tensor(target)
+        loss = (F.cross_entropy(x, t, reduction=reduction) if fused
+                else F.nll_loss(F.log_softmax(x, 1), t, reduction=reduction))
+        assert loss.grad_fn.name() == "NllLossBackward0"
+        assert [type(n).__name__ for n, _ in loss.grad_fn.next_functions] == (
+            ["AccumulateGrad"] if fused else ["LogSoftmaxBackward0"])
+        loss.backward(nb.tensor(np.linspace(0.5, 2, loss.numel()).reshape(loss.shape), dtype=dtype))
+        losses.append(loss.detach().numpy())
+        grads.append(x.grad.numpy())
+    tolerance = 1e-12 if dtype is nb.float64 else 1e-5
+    np.testing.assert_allclose(losses[0], losses[1], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=tolerance, atol=tolerance)
+    assert grads[0][1].tolist() == [0.0] * shape[1]  # the ignored row
+
+
+def test_cross_entropy_refuses_a_target_out_of_range():
+    with pytest.raises(IndexError, match=r"Target 3 is out of bounds \(cross_entropy over 3 classes\)"):
+        F.cross_entropy(nb.ones(2, 3, requires_grad=True), nb.tensor([0, 3]))
 
 
 # --- optimizers -------------------------------------------------------------

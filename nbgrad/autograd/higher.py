@@ -159,6 +159,24 @@ def _nll_loss(s):
     return ((s.g.reshape(outer, 1, inner) * c).reshape(shape),)
 
 
+def _cross_entropy(s):
+    """g (softmax(x) - onehot(target)) per row, rows not ignored only; softmax recomputed from
+    the saved logits, so that its own gradient carries into the second backward."""
+    from .. import ops
+
+    x, target = s["x"], s["target"].reshape(-1)
+    rows, n = x.shape
+    kept = target != s["ignore_index"]
+    onehot = np.zeros((rows, n))
+    onehot[np.nonzero(kept)[0], target[kept]] = 1.0
+    if s["reduction"] == 0:
+        g = s.g.reshape(rows, 1) * _const(kept.reshape(rows, 1), s.g)
+    else:
+        scale = 1.0 / kept.sum() if s["reduction"] == 1 else 1.0
+        g = s.g * _const(kept.reshape(rows, 1) * scale, s.g)
+    return ((ops.softmax(x, 1) - _const(onehot, s.g)) * g,)
+
+
 def _mse(s):
     a, b = s["a"], s["b"]
     scale = {0: 2.0, 1: 2.0 / a.numel(), 2: 2.0}[s["reduction"]]
@@ -306,6 +324,7 @@ FORMULAS = {
     "softmax": _softmax,
     "log_softmax": _softmax,
     "nll_loss": _nll_loss,
+    "cross_entropy": _cross_entropy,
     "mse_loss": _mse,
 }
 

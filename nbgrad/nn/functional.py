@@ -107,6 +107,15 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     code = _reduction_code(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    x, t = input._data, target._data
+    if (weight is None and not label_smoothing and x.ndim == 2 and x.dtype.kind == "f" and t.dtype == np.int64
+            and t.shape == x.shape[:1]):  # one fused node
+        n = x.shape[1]
+        bad = kernels.first_bad_target(t, n, int(ignore_index))
+        if bad >= 0:
+            raise IndexError(f"Target {t[bad]} is out of bounds (cross_entropy over {n} classes).")
+        return ops._apply(ops.CROSS_ENTROPY, (input,), (x,), (t, np.empty(x.shape, x.dtype), n, int(ignore_index),
+                          code), np.empty(x.shape[:1] if code == 0 else (), x.dtype))
     class_dim = 1 if input.ndim >= 2 else 0
     classes = input.shape[class_dim] if input.ndim else 0
     log_p = log_softmax(input, class_dim)
