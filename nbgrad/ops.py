@@ -490,11 +490,16 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
 
 def _apply_broadcast(op, inputs, plans, params, out, node_class=None):
     """``_apply`` with each input broadcast by its plan (None: it has the output's shape)."""
-    arrays = tuple(_broadcast_input(t._data, plan, i, not op.saves) for i, (t, plan) in enumerate(zip(inputs, plans)))
-    result = _apply(op, inputs, arrays, params, out, node_class)
-    if result._node is not None:  # the executor sums these inputs' gradients back to their shapes
-        result._node._shapes = tuple([t._data.shape for t in inputs])
-        r = result._node._row
+    scratch = not op.saves
+    arrays = [t._data for t in inputs]
+    for i, plan in enumerate(plans):
+        if plan is not None:
+            arrays[i] = _broadcast_input(arrays[i], plan, i, scratch)
+    result = _apply(op, inputs, tuple(arrays), params, out, node_class)
+    node = result._node
+    if node is not None:  # the executor sums these inputs' gradients back to their shapes
+        node._shapes = tuple([t._data.shape for t in inputs])
+        r = node._row
         for i, plan in enumerate(plans):
             if plan is not None:
                 layout.save_broadcast(_chunks[r >> _SHIFT], r & _MASK, i, plan[0], plan[1])
