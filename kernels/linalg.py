@@ -64,8 +64,10 @@ def linear_fwd(x, w, b, m, k, n, gemm, out):
     """out = x @ w^T + b: the bias is copied into each row, then one gemm accumulates onto it"""
     beta = 0.0
     if b.size:
+        rows = out.reshape(m, n)  # [r, j]: no wraparound checks, a vectorized copy (see movement._lines)
         for r in range(m):
-            out[r * n:(r + 1) * n] = b
+            for j in range(n):
+                rows[r, j] = b[j]
         beta = 1.0
     _product(gemm, NO_TRANS, TRANS, m, n, k, x, 0, w, 0, beta, out, 0)
 
@@ -85,6 +87,7 @@ def linear_bwd_w(g, x, m, k, n, gemm, gw):
 @njit
 def linear_bwd_b(g, m, n, gb):
     """gb += g summed over the rows"""
+    rows = g.reshape(m, n)
     for r in range(m):
         for j in range(n):
-            gb[j] += g[r * n + j]
+            gb[j] += rows[r, j]
