@@ -103,6 +103,9 @@ MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
                  (linalg.linear_bwd_x, linalg.linear_bwd_w, linalg.linear_bwd_b), inputs=("x", "w", "b"),
                  ints=("m", "k", "n", "gemm"), saves=("x", "w"))
+# x + b where b matches x's trailing dimensions (``x @ w + b``): AddBackward0 as PyTorch, in one pass.
+BIAS_ADD = declare("bias_add", "AddBackward0", linalg.bias_add_fwd, (ew.identity_bwd, linalg.linear_bwd_b),
+                   inputs=("x", "b"), ints=("m", "n"), keeps_shapes=True)
 SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
                   ints=("outer", "n", "inner", "take_log"), saves=("out",))
 LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
@@ -484,6 +487,9 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
     if da.shape == db.shape:
         return _apply(op, (a, b), (da, db), (), np.empty(da.shape, numpy_dtype),
                       node_class)
+    if op is ADD and node_class is None and 0 < db.ndim <= da.ndim <= MAX_NDIM and da.size and (
+            da.shape[da.ndim - db.ndim:] == db.shape):  # a bias: no broadcast copy of b
+        return _apply(BIAS_ADD, (a, b), (da, db), (da.size // db.size, db.size), np.empty(da.shape, numpy_dtype))
     shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
     return _apply_broadcast(op, (a, b), plans, (), np.empty(shape, numpy_dtype), node_class)
 

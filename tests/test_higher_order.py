@@ -57,7 +57,8 @@ TARGET = torch.tensor(np.array([2, 0, 1]))
 
 # gradgradcheck cases over the op table: (op names covered, function, inputs)
 CASES = [
-    ("add", lambda a, b: a + b * b, [(2, 3), (3,)]),
+    ("add", lambda a, b: a + b * b, [(2, 3), (2, 1)]),
+    ("bias_add", lambda a, b: (a * a + b) * (a + b * b), [(2, 3), (3,)]),
     ("sub", lambda a, b: (a - b) ** 2, [(2, 3), (2, 1)]),
     ("mul", lambda a, b: a * b * a, [(2, 3), (3,)]),
     ("div", lambda a, b: a / (b * b + 1), [(2, 3), (2, 3)]),

@@ -107,6 +107,7 @@ CASES = [
     binary("minimum", "minimum", lambda a, b: a.minimum(b), np.minimum),
     binary("where", "where", lambda a, b: nbgrad.where(a.detach() > b.detach(), a, b), np.maximum),
     binary("add", "add", lambda a, b: a + b, np.add),
+    Case("bias_add", ("bias_add",), lambda x, b: x + b, np.add, [((3, 4), (4,)), ((2, 3, 4), (3, 4)), ((2, 1), (1,))]),
     binary("sub", "sub", lambda a, b: a - b, np.subtract),
     binary("mul", "mul", lambda a, b: a * b, np.multiply),
     binary("div", "div", lambda a, b: a / b, np.divide, low=0.5),

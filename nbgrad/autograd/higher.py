@@ -132,6 +132,10 @@ def _linear(s):
     return (g @ w).reshape(s.input_shapes[0]), g.t() @ x, g.sum(0)
 
 
+def _bias_add(s):
+    return s.g, sum_to(s.g, s.input_shapes[1])
+
+
 def _softmax(s):
     shape = (s["outer"], s["n"], s["inner"])
     g, y = s.g.reshape(shape), s["out"].reshape(shape)
@@ -321,6 +325,7 @@ FORMULAS = {
     "cat": _cat,
     "select": _select,
     "linear": _linear,
+    "bias_add": _bias_add,
     "softmax": _softmax,
     "log_softmax": _softmax,
     "nll_loss": _nll_loss,
