@@ -138,12 +138,10 @@ def nll_bwd(g, target, weight, n, inner, ignore_index, reduction, gx):
 
 
 @njit
-def _cross_entropy_row(x, r, n, ignore, prob):
+def _cross_entropy_row(x, r, n, prob):
     """Softmax of row ``r`` of x (n classes) into prob; returns its log-sum-exp: x - that is
-    log_softmax, exact for tiny probabilities. An ignored row is left alone (returns 0)."""
+    log_softmax, exact for tiny probabilities."""
     base = r * n
-    if ignore:
-        return 0.0
     top = -math.inf
     for k in range(n):
         v = x[base + k]
@@ -165,18 +163,19 @@ def _cross_entropy_row(x, r, n, ignore, prob):
 @njit(parallel=True)
 def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     """-log_softmax(x)[r, target[r]] for logits x of shape (rows, n), reduced ('mean': over the
-    rows not ignored); the softmax goes to ``prob`` for the backward. Rows in parallel for a big x."""
+    rows not ignored); the softmax goes to ``prob`` for the backward (ignored rows too: a NaN
+    there still reaches the gradient, as PyTorch's). Rows in parallel for a big x."""
     rows = target.size
     losses = out if reduction == 0 else np.empty(rows, out.dtype)
     if x.size < PARALLEL_MIN:
         for r in range(rows):
             t = target[r]
-            shift = _cross_entropy_row(x, r, n, t == ignore_index, prob)
+            shift = _cross_entropy_row(x, r, n, prob)
             losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
     else:
         for r in prange(rows):
             t = target[r]
-            shift = _cross_entropy_row(x, r, n, t == ignore_index, prob)
+            shift = _cross_entropy_row(x, r, n, prob)
             losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
     if reduction != 0:
         total = 0.0
@@ -189,19 +188,21 @@ def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
 
 @njit
 def cross_entropy_bwd(g, target, prob, n, ignore_index, reduction, gx):
-    """gx[r] += g[r] (softmax(x)[r] - onehot(target[r])) (g / the rows not ignored, for 'mean')"""
+    """gx[r] += g[r] (softmax(x)[r] - onehot(target[r])) (g / the rows not ignored, for 'mean';
+    0 for an ignored row)"""
     scale = 1.0
     if reduction == 1:
-        scale = 1.0 / _nll_weight_total(target, np.empty(0, gx.dtype), ignore_index)
+        count = _nll_weight_total(target, np.empty(0, gx.dtype), ignore_index)
+        scale = 1.0 / count if count else 0.0
     for r in range(target.size):
         t = target[r]
-        if t == ignore_index:
-            continue
-        grad = g[r] if reduction == 0 else g[0] * scale
+        ignored = t == ignore_index
+        grad = 0.0 if ignored else (g[r] if reduction == 0 else g[0] * scale)
         base = r * n
         for k in range(n):
             gx[base + k] += grad * prob[base + k]
-        gx[base + t] -= grad
+        if not ignored:
+            gx[base + t] -= grad
 
 
 @njit

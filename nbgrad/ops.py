@@ -115,10 +115,11 @@ NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
                    saves=("target", "weight"), keeps_shapes=True)
 # log_softmax and nll_loss in one node for (N, C) logits and class indices (F.cross_entropy's
 # common case): the softmax it saves is the gradient but for the target's 1, so its backward
-# needs no exp. The node is named as PyTorch's last one; ``x`` is saved for create_graph.
+# needs no exp. The node is named as PyTorch's last one. It saves no logits (they may change
+# in place afterwards, as PyTorch allows): create_graph works from the softmax.
 CROSS_ENTROPY = declare("cross_entropy", "NllLossBackward0", nn.cross_entropy_fwd, (nn.cross_entropy_bwd,),
                         arrays=(("target", "int64"), ("prob", None)), ints=("n", "ignore_index", "reduction"),
-                        saves=("x", "target", "prob"))
+                        saves=("target", "prob"))
 MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
                    ints=("reduction",), saves=("a", "b"))
 
@@ -1498,6 +1499,10 @@ def _install_methods():
     Tensor.__rmul__ = _reflected(mul)
     Tensor.__truediv__ = _operator(DIV, div)
     Tensor.__rtruediv__ = _reflected(div)
+    Tensor.__iadd__ = add_  # `y += b` changes y in place, as in PyTorch (not a rebinding)
+    Tensor.__isub__ = sub_
+    Tensor.__imul__ = mul_
+    Tensor.__itruediv__ = div_
     Tensor.__pow__ = pow
     Tensor.__rpow__ = _reflected(pow)
     Tensor.__matmul__ = matmul

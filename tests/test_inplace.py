@@ -31,6 +31,23 @@ def test_in_place_ops_change_the_storage_return_self_and_count_a_version(name, a
     assert t._version == 1
 
 
+def test_augmented_assignment_is_in_place():
+    y = nb.ones(3)
+    alias = y
+    y += nb.tensor([1.0, 2.0, 3.0])
+    y *= 2
+    y -= 1
+    y /= 2
+    assert y is alias and alias.tolist() == [1.5, 2.5, 3.5] and alias._version == 4
+    w = nb.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w += 1
+    t = w * 2
+    t += w
+    t.sum().backward()
+    assert w.grad.tolist() == [3.0, 3.0]
+
+
 def test_views_share_the_version_counter():
     t = nb.zeros(2, 2)
     v = t.view(4)

@@ -147,6 +147,44 @@ def test_cross_entropy_in_one_node_matches_log_softmax_then_nll_loss(shape, dtyp
     assert grads[0][1].tolist() == [0.0] * shape[1]  # the ignored row
 
 
+def test_cross_entropy_in_one_node_edge_cases_match_the_two_step_path():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(3, 4))
+    target = nb.tensor(np.array([0, 3, 1]))
+
+    def both(fn):
+        """fn(loss_fn) for the fused op and for log_softmax then nll_loss."""
+        return [fn(lambda x, t, **kw: F.cross_entropy(x, t, **kw)),
+                fn(lambda x, t, **kw: F.nll_loss(F.log_softmax(x, 1), t, **kw))]
+
+    def logits_changed_in_place_after_the_forward(loss_fn):  # PyTorch allows it: nothing saved them
+        w = nb.tensor(values, requires_grad=True)
+        x = w * 1.0
+        loss = loss_fn(x, target)
+        x.mul_(2.0)
+        loss.backward()
+        return w.grad.numpy()
+
+    def second_derivative_all_ignored(loss_fn):  # zeros, not 0 * inf
+        x = nb.tensor(values, requires_grad=True)
+        (g,) = nb.autograd.grad(loss_fn(x * x, nb.zeros(3, dtype=nb.int64), ignore_index=0) * 3, x,
+                                create_graph=True)
+        (gg,) = nb.autograd.grad(g.sum(), x)
+        return np.concatenate([g.detach().numpy(), gg.numpy()])
+
+    def ignored_row_of_nan(loss_fn):  # NaN reaches the ignored row's gradient, as in PyTorch
+        x = nb.tensor(np.where(np.arange(3)[:, None] == 0, np.nan, values), requires_grad=True)
+        loss_fn(x, target, ignore_index=0).backward()  # row 0 (target 0) is ignored
+        return x.grad.numpy()
+
+    for case in (logits_changed_in_place_after_the_forward, second_derivative_all_ignored, ignored_row_of_nan):
+        fused, two_step = both(case)
+        np.testing.assert_allclose(fused, two_step, rtol=1e-12, atol=1e-12, err_msg=case.__name__)
+    nan_row = both(ignored_row_of_nan)[0]
+    assert np.isnan(nan_row[0]).all() and np.isfinite(nan_row[1:]).all()
+    assert not both(second_derivative_all_ignored)[0].any()
+
+
 def test_cross_entropy_refuses_a_target_out_of_range():
     with pytest.raises(IndexError, match=r"Target 3 is out of bounds \(cross_entropy over 3 classes\)"):
         F.cross_entropy(nb.ones(2, 3, requires_grad=True), nb.tensor([0, 3]))

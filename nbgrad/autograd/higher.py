@@ -164,21 +164,26 @@ def _nll_loss(s):
 
 
 def _cross_entropy(s):
-    """g (softmax(x) - onehot(target)) per row, rows not ignored only; softmax recomputed from
-    the saved logits, so that its own gradient carries into the second backward."""
+    """g (softmax(x) - onehot(target)) per row, 0 for ignored rows. softmax(x) is recorded as
+    softmax(log p) over a tensor that stands for x: the two differ by a constant per row, which
+    softmax ignores, so the value and its own gradient (which needs only p) are x's."""
     from .. import ops
+    from .._tensor import _wrap
 
-    x, target = s["x"], s["target"].reshape(-1)
-    rows, n = x.shape
+    prob, target = s["prob"], s["target"].reshape(-1)
+    rows, n = prob.shape
+    with np.errstate(divide="ignore"):  # a probability that underflowed to 0: log -inf, softmax 0 again
+        logits = _wrap(np.log(prob), s.node._inputs[0])
     kept = target != s["ignore_index"]
     onehot = np.zeros((rows, n))
     onehot[np.nonzero(kept)[0], target[kept]] = 1.0
     if s["reduction"] == 0:
         g = s.g.reshape(rows, 1) * _const(kept.reshape(rows, 1), s.g)
     else:
-        scale = 1.0 / kept.sum() if s["reduction"] == 1 else 1.0
+        count = kept.sum()
+        scale = (1.0 / count if count else 0.0) if s["reduction"] == 1 else 1.0
         g = s.g * _const(kept.reshape(rows, 1) * scale, s.g)
-    return ((ops.softmax(x, 1) - _const(onehot, s.g)) * g,)
+    return ((ops.softmax(logits, 1) - _const(onehot, s.g)) * g,)
 
 
 def _mse(s):
