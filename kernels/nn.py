@@ -16,7 +16,8 @@ from .jit import PARALLEL_MIN, njit
 def _softmax_line(x, line, n, inner, take_log, out):
     """exp(x - max) / sum(exp(x - max)) along one line, or its log computed as
     x - max - log(sum(exp(x - max))): exact for logits of any size, no -inf for tiny
-    probabilities; exp runs once per element (it is most of the time)"""
+    probabilities; exp runs once per element (it is most of the time). Returns the line's
+    log-sum-exp."""
     base = (line // inner) * n * inner + line % inner
     top = -math.inf
     for k in range(n):
@@ -31,14 +32,15 @@ def _softmax_line(x, line, n, inner, take_log, out):
         total += e
         if not take_log:
             out[base + k * inner] = e
+    shift = top + math.log(total)  # the log-sum-exp: log_softmax is x - shift
     if take_log:
-        shift = top + math.log(total)
         for k in range(n):
             out[base + k * inner] = x[base + k * inner] - shift
     else:
         scale = 1.0 / total
         for k in range(n):
             out[base + k * inner] *= scale
+    return shift
 
 
 @njit
@@ -137,29 +139,6 @@ def nll_bwd(g, target, weight, n, inner, ignore_index, reduction, gx):
             gx[(o * n + t) * inner + j] -= grad * _class_weight(weight, t)
 
 
-@njit
-def _cross_entropy_row(x, r, n, prob):
-    """Softmax of row ``r`` of x (n classes) into prob; returns its log-sum-exp: x - that is
-    log_softmax, exact for tiny probabilities."""
-    base = r * n
-    top = -math.inf
-    for k in range(n):
-        v = x[base + k]
-        if v > top or v != v:
-            top = v
-    if top == -math.inf or top != top:  # all -inf, or a NaN: NaN, as PyTorch
-        top = math.nan
-    total = 0.0
-    for k in range(n):
-        e = math.exp(x[base + k] - top)
-        prob[base + k] = e
-        total += e
-    scale = 1.0 / total
-    for k in range(n):
-        prob[base + k] *= scale
-    return top + math.log(total)
-
-
 @njit(parallel=True)
 def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     """-log_softmax(x)[r, target[r]] for logits x of shape (rows, n), reduced ('mean': over the
@@ -170,12 +149,12 @@ def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     if x.size < PARALLEL_MIN:
         for r in range(rows):
             t = target[r]
-            shift = _cross_entropy_row(x, r, n, prob)
+            shift = _softmax_line(x, r, n, 1, 0, prob)
             losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
     else:
         for r in prange(rows):
             t = target[r]
-            shift = _cross_entropy_row(x, r, n, prob)
+            shift = _softmax_line(x, r, n, 1, 0, prob)
             losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
     if reduction != 0:
         total = 0.0
