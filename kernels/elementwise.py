@@ -1,6 +1,7 @@
 """Elementwise kernels over flat contiguous buffers: each ``*_fwd`` then its backward.
 
-Backward kernels accumulate into the input's gradient (``gx += ...``). Binary
+Backward kernels accumulate into the input's gradient (``gx += ...``); one that
+takes ``fresh`` overwrites it instead when ``fresh`` is true. Binary
 kernels see inputs already broadcast to the output's shape; the executor sums
 gradients back to each input's shape.
 """
@@ -17,15 +18,23 @@ def neg_fwd(x, out):
 
 
 @njit
-def neg_bwd(g, gx):
+def neg_bwd(g, fresh, gx):
     """gx -= g"""
+    if fresh:
+        for i in range(g.size):
+            gx[i] = -g[i]
+        return
     for i in range(g.size):
         gx[i] -= g[i]
 
 
 @njit
-def identity_bwd(g, gx):
+def identity_bwd(g, fresh, gx):
     """gx += g (add, views, reshape)"""
+    if fresh:
+        for i in range(g.size):
+            gx[i] = g[i]
+        return
     for i in range(g.size):
         gx[i] += g[i]
 
@@ -121,8 +130,12 @@ def relu_fwd(x, out):
 
 
 @njit
-def relu_bwd(g, out, gx):
-    """gx += g where x > 0"""
+def relu_bwd(g, out, fresh, gx):
+    """gx += g where x > 0 (gx = that, if ``fresh``: gx holds no gradient yet)"""
+    if fresh:
+        for i in range(g.size):
+            gx[i] = g[i] if out[i] > 0 else 0
+        return
     for i in range(g.size):
         if out[i] > 0:
             gx[i] += g[i]

@@ -8,6 +8,12 @@ topological order and gives each a slot in one gradient arena; then, for each
 row, ``input_grad`` hands the op's backward kernel the buffer to accumulate
 into, and ``finish_input_grad`` sums broadcast gradients back to the input's
 shape. Leaves accumulate straight into their ``.grad`` buffer.
+
+Nothing zeroes the arena (or a ``.grad`` that holds no gradient yet) up front:
+``mark_unwritten`` flags those buffers, the first kernel that writes one
+overwrites it when it can (``input_grad_fresh``: a matrix product then runs
+with ``beta = 0``) and anything else zeroes it on first use (``grad_of``). At a
+medium MLP's backward that saves zeroing 5 MB, 4 % of a training step.
 """
 import numpy as np
 from llvmlite import ir
@@ -37,6 +43,7 @@ from .tape import (
     RELEASED,
     RETAIN,
     SLOT,
+    UNWRITTEN,
     row_at,
     view,
 )
@@ -45,6 +52,12 @@ from .tape import (
 # NEEDS: an op's backward for a dtype is not compiled yet).
 DONE = -1
 NEEDS = -(1 << 62)
+
+# The dispatch table of op backwards (see nbgrad.autograd.codegen.Backwards): per opcode, the
+# addresses for float32, float32 in threads, float64, float64 in threads, then the gradient size
+# from which the op's backward runs in threads.
+TABLE_STRIDE = 5
+PARALLEL_FROM = 4
 
 BACKWARD_ARGS = 6  # chunk addresses, number of chunks, row, arena address, gradient address, gradient size
 
@@ -141,9 +154,6 @@ def plan(chunks, root, epoch, accumulate, order):
         flags = row[FLAGS]
         if accumulate and flags & LEAF and not flags & PYTHON:
             row[SLOT] = -1
-            if not flags & GRAD_DEFINED:
-                _zero_bytes(row[GRAD_BUF], row[NUMEL] * row[ITEMSIZE])
-                row[FLAGS] = flags | GRAD_DEFINED
         else:
             row[SLOT] = arena_bytes
             arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
@@ -151,32 +161,79 @@ def plan(chunks, root, epoch, accumulate, order):
 
 
 @njit
-def _zero_bytes(address, nbytes):
-    view(address, nbytes, np.uint8)[:] = 0
+def mark_unwritten(chunks, order, count):
+    """Flag the planned rows whose gradient buffer holds no gradient yet: every arena slot,
+    and each ``.grad`` that this backward defines (set just before the rows run: a backward
+    that stops before leaves ``.grad`` as it was)."""
+    for k in range(count):
+        row = row_at(chunks, order[k])
+        flags = row[FLAGS]
+        if row[SLOT] >= 0:
+            row[FLAGS] = flags | UNWRITTEN
+        elif not flags & GRAD_DEFINED:
+            row[FLAGS] = flags | GRAD_DEFINED | UNWRITTEN
+
+
+@njit
+def settle(chunks, order, count, arena_address):
+    """Zero the planned rows' buffers that are still unwritten (before Python reads any)."""
+    for k in range(count):
+        settle_row(row_at(chunks, order[k]), arena_address)
+
+
+@njit
+def settle_row(row, arena_address):
+    """Zero the row's gradient buffer if it is still unwritten."""
+    if row[FLAGS] & UNWRITTEN:
+        address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
+        view(address, row[NUMEL] * row[ITEMSIZE], np.uint8)[:] = 0
+        row[FLAGS] &= ~UNWRITTEN
 
 
 @njit
 def grad_of(row, arena_address, dtype):
-    """The gradient of a planned row: its arena slot, or its .grad buffer for a leaf."""
-    if row[SLOT] < 0:
-        return view(row[GRAD_BUF], row[NUMEL], dtype)
-    return view(arena_address + row[SLOT], row[NUMEL], dtype)
+    """The gradient of a planned row: its arena slot, or its .grad buffer for a leaf
+    (zeroed first if unwritten)."""
+    grad, fresh = fresh_grad_of(row, arena_address, dtype)
+    if fresh:
+        grad[:] = 0
+    return grad
+
+
+@njit
+def fresh_grad_of(row, arena_address, dtype):
+    """``(gradient, fresh)``: the row's gradient buffer, and whether it held no gradient (then
+    the caller must overwrite all of it)."""
+    fresh = row[FLAGS] & UNWRITTEN != 0
+    row[FLAGS] &= ~UNWRITTEN
+    address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
+    return view(address, row[NUMEL], dtype), fresh
 
 
 @njit
 def input_grad(chunks, row, i, arena_address, dtype):
-    """Where the op's backward writes input ``i``'s gradient (a zeroed temporary if broadcast)."""
+    """Where the op's backward adds input ``i``'s gradient (a zeroed temporary if broadcast)."""
+    grad, fresh = input_grad_fresh(chunks, row, i, arena_address, dtype)
+    if fresh:
+        grad[:] = 0
+    return grad
+
+
+@njit
+def input_grad_fresh(chunks, row, i, arena_address, dtype):
+    """``(buffer, fresh)`` for a backward kernel that takes ``fresh``: it overwrites the buffer
+    when fresh, else adds to it."""
     j = row[IN + i]
     if j < 0:
-        return np.empty(0, dtype)
+        return np.empty(0, dtype), True
     block = BCAST + i * BCAST_SIZE
     ndim = row[block] if i < BROADCAST_INPUTS else 0
     if ndim > 0:
         numel = 1
         for d in range(ndim):
             numel *= row[block + 1 + d]
-        return np.zeros(numel, dtype)
-    return grad_of(row_at(chunks, j), arena_address, dtype)
+        return np.empty(numel, dtype), True
+    return fresh_grad_of(row_at(chunks, j), arena_address, dtype)
 
 
 @njit

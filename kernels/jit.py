@@ -34,11 +34,14 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 # error_model="numpy": x / 0 gives inf or nan, as in NumPy and PyTorch, not ZeroDivisionError.
 JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
 
-# Big kernels run in parallel threads (prange) from PARALLEL_MIN elements: measured on 2 cores,
-# exp of 16k float32 takes 66 us serially and 45 us on 2 threads, of 64k 270 and 144 us, of 1M
-# 4.5 and 2.8 ms; below ~8k the threads' start-up eats the gain. Work is split in CHUNK-element
-# pieces whose partial results combine in a fixed order: the same result on any number of threads.
+# Big kernels run in parallel threads (prange): from PARALLEL_MIN elements those that compute a
+# transcendental function per element, from PARALLEL_MIN_LIGHT those bound by memory. Waking the
+# sleeping threads (below) costs 50-100 us on a 2-core virtual machine: there exp of 64k float32
+# took 244-365 us serially and 132-232 us on 2 threads, but relu of 256k 52 us serially and 77 us
+# on threads, of 1M 314 and 242 us. Work is split in CHUNK-element pieces whose partial results
+# combine in a fixed order: the same result on any number of threads.
 PARALLEL_MIN = 1 << 15
+PARALLEL_MIN_LIGHT = 1 << 20
 CHUNK = 1 << 13
 
 # A cached function that calls a parallel one does not start Numba's thread pool when it is

@@ -3,7 +3,8 @@
 ``a`` holds ``batch_a`` (m, k) matrices and ``b`` holds ``batch_b`` (k, n)
 ones, where each batch count is 1 (shared) or the output's batch count.
 ``gemm`` is the address of a ``?gemm`` for the dtype, positive for CBLAS and
-negative for Fortran (see blas.py).
+negative for Fortran (see blas.py). A backward kernel's ``fresh`` says its output
+holds no gradient yet: the product overwrites it (``beta = 0``) instead of adding.
 """
 
 from .blas import NO_TRANS, TRANS, call_gemm, call_gemm_fortran
@@ -42,19 +43,21 @@ def matmul_fwd(a, b, batch_a, batch_b, m, k, n, gemm, out):
 
 
 @njit
-def matmul_bwd_a(g, b, batch_a, batch_b, m, k, n, gemm, ga):
+def matmul_bwd_a(g, b, batch_a, batch_b, m, k, n, gemm, fresh, ga):
     """ga += g @ b^T (summed over the batch where a is shared)"""
     for i in range(max(batch_a, batch_b)):
+        beta = 0.0 if fresh and (batch_a > 1 or i == 0) else 1.0
         _product(gemm, NO_TRANS, TRANS, m, k, n, g, i * m * n,
-                 b, (i if batch_b > 1 else 0) * k * n, 1.0, ga, (i if batch_a > 1 else 0) * m * k)
+                 b, (i if batch_b > 1 else 0) * k * n, beta, ga, (i if batch_a > 1 else 0) * m * k)
 
 
 @njit
-def matmul_bwd_b(g, a, batch_a, batch_b, m, k, n, gemm, gb):
+def matmul_bwd_b(g, a, batch_a, batch_b, m, k, n, gemm, fresh, gb):
     """gb += a^T @ g (summed over the batch where b is shared)"""
     for i in range(max(batch_a, batch_b)):
+        beta = 0.0 if fresh and (batch_b > 1 or i == 0) else 1.0
         _product(gemm, TRANS, NO_TRANS, k, n, m, a, (i if batch_a > 1 else 0) * m * k,
-                 g, i * m * n, 1.0, gb, (i if batch_b > 1 else 0) * k * n)
+                 g, i * m * n, beta, gb, (i if batch_b > 1 else 0) * k * n)
 
 
 # linear: out = x @ w^T + b for x holding m rows of k, w (n, k) and b (n,) or empty (no bias).
@@ -83,15 +86,15 @@ def bias_add_fwd(x, b, m, n, out):
 
 
 @njit
-def linear_bwd_x(g, w, m, k, n, gemm, gx):
+def linear_bwd_x(g, w, m, k, n, gemm, fresh, gx):
     """gx += g @ w"""
-    _product(gemm, NO_TRANS, NO_TRANS, m, k, n, g, 0, w, 0, 1.0, gx, 0)
+    _product(gemm, NO_TRANS, NO_TRANS, m, k, n, g, 0, w, 0, 0.0 if fresh else 1.0, gx, 0)
 
 
 @njit
-def linear_bwd_w(g, x, m, k, n, gemm, gw):
+def linear_bwd_w(g, x, m, k, n, gemm, fresh, gw):
     """gw += g^T @ x"""
-    _product(gemm, TRANS, NO_TRANS, n, k, m, g, 0, x, 0, 1.0, gw, 0)
+    _product(gemm, TRANS, NO_TRANS, n, k, m, g, 0, x, 0, 0.0 if fresh else 1.0, gw, 0)
 
 
 @njit

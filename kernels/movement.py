@@ -7,7 +7,7 @@ through another buffer by ``strides`` (0 on a broadcast dimension):
 import numpy as np
 from numba import prange
 
-from .jit import CHUNK, PARALLEL_MIN, njit
+from .jit import CHUNK, PARALLEL_MIN_LIGHT, njit
 
 
 @njit
@@ -178,7 +178,7 @@ def take_bwd(g, index, inner, gx):
     """gx[index[i], :] += g[i, :]; repeated indices accumulate. A big g (at least gx's size) is
     split in SCATTER_PARTS runs of indices, each scattered into its own zeroed copy of gx in
     parallel; the copies are then added in order (the same result on any number of threads)."""
-    if g.size < PARALLEL_MIN or g.size < gx.size:
+    if g.size < PARALLEL_MIN_LIGHT or g.size < gx.size:
         _take_add(g, index, inner, 0, index.size, gx)
         return
     share = (index.size + SCATTER_PARTS - 1) // SCATTER_PARTS

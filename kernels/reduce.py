@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from .jit import CHUNK, PARALLEL_MIN, njit
+from .jit import CHUNK, PARALLEL_MIN_LIGHT, njit
 
 
 @njit
@@ -17,7 +17,7 @@ def _sum(x, start, stop):
 def sum_all_fwd(x, scale, out):
     """out = scale * sum(x) (sum: scale 1, mean: scale 1/n); a big x is summed in chunks on
     all threads, the chunks' sums added in order"""
-    if x.size < PARALLEL_MIN:
+    if x.size < PARALLEL_MIN_LIGHT:
         out[0] = _sum(x, 0, x.size) * scale
         return
     chunks = (x.size + CHUNK - 1) // CHUNK
@@ -55,7 +55,7 @@ def _select_line(x, indices, line, n, inner, largest, out):
 def select_fwd(x, indices, outer, n, inner, largest, out):
     """out = max (``largest`` 1) or min (0) of x seen as (outer, n, inner) over n, ``indices``
     where it was found (the first one; a NaN wins, as PyTorch); lines in parallel for a big x"""
-    if x.size < PARALLEL_MIN:
+    if x.size < PARALLEL_MIN_LIGHT:
         for line in range(outer * inner):
             _select_line(x, indices, line, n, inner, largest, out)
         return

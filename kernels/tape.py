@@ -49,6 +49,8 @@ RETAIN = 8        # a non-leaf whose gradient is also written to GRAD_BUF
 GRAD_DEFINED = 16  # GRAD_BUF holds a gradient (else the next backward overwrites it)
 PYTHON = 32       # the executor returns to Python at this row (hooks, Python Functions)
 MODIFIED = 64     # an in-place op changed a saved buffer since it was saved
+UNWRITTEN = 128   # during a backward: the row's gradient buffer holds stale bytes, not zeros (its first
+                  # writer overwrites it; whatever reads it first zeroes it)
 
 
 @intrinsic

@@ -18,7 +18,7 @@ from ._tensor import Tensor, _contiguous, _normalize_dim, _wrap
 from .autograd import grad_mode, tape, versions
 from .autograd.node import AccumulateGrad, node_class
 from .autograd.registry import Swapped, _same, build, declare
-from .kernels import blas, jit, linalg, movement, nn, reduce
+from .kernels import blas, linalg, movement, nn, reduce
 from .kernels import elementwise as ew
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
@@ -31,15 +31,16 @@ def elementwise(name, grad_fn, fwd, bwd, **fields):
 
 
 NEG = elementwise("neg", "NegBackward0", ew.neg_fwd, (ew.neg_bwd,))
-EXP = elementwise("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out",))
-LOG = elementwise("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",))
+EXP = elementwise("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out",), heavy=("forward",))
+LOG = elementwise("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",), heavy=("forward",))
 SQRT = elementwise("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out",))
-TANH = elementwise("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",))
-SIGMOID = elementwise("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",))
+TANH = elementwise("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",), heavy=("forward",))
+SIGMOID = elementwise("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",),
+                      heavy=("forward",))
 RELU = elementwise("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
 ABS = elementwise("abs", "AbsBackward0", ew.abs_fwd, (ew.abs_bwd,), saves=("x",))
-SIN = elementwise("sin", "SinBackward0", ew.sin_fwd, (ew.sin_bwd,), saves=("x",))
-COS = elementwise("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",))
+SIN = elementwise("sin", "SinBackward0", ew.sin_fwd, (ew.sin_bwd,), saves=("x",), heavy=("forward", "backward"))
+COS = elementwise("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",), heavy=("forward", "backward"))
 CLAMP = elementwise("clamp", "ClampBackward1", ew.clamp_fwd, (ew.clamp_bwd,), floats=("low", "high"), saves=("x",))
 
 ADD_SCALAR = elementwise("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
@@ -49,9 +50,9 @@ RSUB_SCALAR = elementwise("rsub_scalar", "RsubBackward1", ew.rsub_scalar_fwd, (e
 RDIV_SCALAR = elementwise("rdiv_scalar", "DivBackward1", ew.rdiv_scalar_fwd, (ew.rdiv_scalar_bwd,),
                           floats=("p",), saves=("x",))
 POW_SCALAR = elementwise("pow_scalar", "PowBackward0", ew.pow_scalar_fwd, (ew.pow_scalar_bwd,),
-                         floats=("p",), saves=("x",))
+                         floats=("p",), saves=("x",), heavy=("forward", "backward"))
 RPOW_SCALAR = elementwise("rpow_scalar", "PowBackward2", ew.rpow_scalar_fwd, (ew.rpow_scalar_bwd,),
-                          floats=("p",), saves=("out",))
+                          floats=("p",), saves=("out",), heavy=("forward",))
 
 ADD = elementwise("add", "AddBackward0", ew.add_fwd, (ew.identity_bwd, ew.identity_bwd), inputs=("a", "b"))
 SUB = elementwise("sub", "SubBackward0", ew.sub_fwd, (ew.identity_bwd, ew.neg_bwd), inputs=("a", "b"))
@@ -60,7 +61,7 @@ MUL = elementwise("mul", "MulBackward0", ew.mul_fwd, (ew.mul_bwd, Swapped(ew.mul
 DIV = elementwise("div", "DivBackward0", ew.div_fwd, (ew.div_bwd_a, ew.div_bwd_b), inputs=("a", "b"),
                   saves=("a", "b"))
 POW = elementwise("pow", "PowBackward1", ew.pow_fwd, (ew.pow_bwd_a, ew.pow_bwd_b), inputs=("a", "b"),
-                  saves=("a", "b", "out"))
+                  saves=("a", "b", "out"), heavy=("forward", "backward"))
 MAXIMUM = elementwise("maximum", "MaximumBackward0", ew.maximum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
                       inputs=("a", "b"), saves=("a", "b", "out"))
 MINIMUM = elementwise("minimum", "MinimumBackward0", ew.minimum_fwd, (ew.chosen_bwd, Swapped(ew.chosen_bwd)),
@@ -133,7 +134,6 @@ _saved = tape.saved
 _alloc_row = tape.alloc_row
 _free_rows_pop = tape.free_rows.pop
 _SHIFT = tape.CHUNK_SHIFT
-_PARALLEL_MIN = jit.PARALLEL_MIN  # from here elementwise forwards run in threads
 _MASK = tape.CHUNK_MASK
 
 
@@ -170,7 +170,7 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             node._in1 = n1
             node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
-            forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
+            forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
             forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             pick = op.pick_saved
             if pick is not None:
@@ -178,7 +178,7 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             if op.keeps_shapes:  # for create_graph: what neither the output nor a saved input tells
                 node._shapes = tuple([a.shape for a in arrays])
             return _wrap(out, node)
-    forward = op.forward if out.size < _PARALLEL_MIN else op.forward_parallel
+    forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
     forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     return _wrap(out)
 
@@ -191,13 +191,14 @@ def _unrolled_binary(op):
     this path is a third faster than the general one, and it is what small models run."""
     serial = op.forward
     parallel = op.forward_parallel
+    parallel_from = op.parallel_from[0]
     node_class = op.node_class
     pick = op.pick_saved
     new = object.__new__
 
     def run(a, b, da, db):
         out = np.empty_like(da)
-        forward = serial if out.size < _PARALLEL_MIN else parallel
+        forward = serial if out.size < parallel_from else parallel
         ra = a._requires_grad
         rb = b._requires_grad
         t = new(Tensor)

@@ -20,8 +20,8 @@ from .autograd.registry import OPS
 from .kernels import jit
 from .ops import GENERATED
 
-# Rows x columns of the workload's matrices: small, and big enough for the parallel kernels.
-SIZES = ((3, 4), (jit.PARALLEL_MIN // 128, 128))
+# Rows x columns of the workload's matrices: small, and big enough for every parallel kernel.
+SIZES = ((3, 4), (jit.PARALLEL_MIN_LIGHT // 128, 128))
 
 
 def _leaf(rng, shape, dtype, low=-1.0, high=1.0):

@@ -176,3 +176,65 @@ def test_broadcast_gradients_sum_back_to_each_input(pair, op):
 
     np.testing.assert_allclose(a.grad.numpy(), sum_to(da, shape_a), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), sum_to(db, shape_b), rtol=1e-10, atol=1e-12)
+
+
+def _mixed_graph(x, w, b, m):
+    """Gradients of a graph that reaches its rows by every route: products that overwrite
+    (linear, a batched matmul summed into a shared operand), relu, a broadcast add, sub and
+    neg, a tensor used twice, an intermediate that keeps its gradient."""
+    h = nbgrad.nn.functional.linear(x, w, b).relu()
+    h.retain_grad()
+    y = (h @ m - (h + b[:3]) * x[:, :3] - (-h)).tanh()
+    batched = (y.reshape(2, 2, 3) @ m).sum()
+    loss = (y * y).mean() + batched + h.sum()
+    loss.backward()
+    return [t.grad.numpy().copy() for t in (x, w, b, m, h)]
+
+
+def test_stale_gradients_never_leak_into_the_next_backward():
+    # Nothing is zeroed up front: arena slots and reused .grad buffers hold the last backward's
+    # bytes. A backward that made NaN everywhere must leave no trace in the next one.
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=s) for s in ((4, 3), (3, 3), (3,), (3, 3))]
+    leaves = [nbgrad.tensor(v, dtype=nbgrad.float64, requires_grad=True) for v in values]
+    first = _mixed_graph(*leaves)
+    for leaf in leaves:  # the buffers are kept (no one else holds them), not zeroed
+        leaf.grad = nbgrad.full(leaf.shape, float("nan"), dtype=nbgrad.float64)
+        leaf.grad = None
+    poisoned = [nbgrad.tensor(np.full_like(v, np.nan), requires_grad=True) for v in values]
+    assert all(np.isnan(g).any() for g in _mixed_graph(*poisoned)[:4])
+    again = _mixed_graph(*leaves)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert nbgrad.autograd.gradcheck(lambda *t: _mixed_loss(*t), leaves)
+
+
+def _mixed_loss(x, w, b, m):
+    h = nbgrad.nn.functional.linear(x, w, b).relu()
+    y = (h @ m - (h + b[:3]) * x[:, :3] - (-h)).tanh()
+    return (y * y).mean() + (y.reshape(2, 2, 3) @ m).sum() + h.sum()
+
+
+def test_a_second_backward_adds_to_the_first():
+    x = nbgrad.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+    w = nbgrad.tensor([[0.5, 1.0], [-1.0, 2.0]], requires_grad=True)
+    for _ in range(2):
+        (nbgrad.nn.functional.linear(x, w).relu() - x).sum().backward()
+    # relu's mask [[0, 0], [1, 1]] of x @ w^T = [[-1.5, -5], [5.5, 5]]
+    assert w.grad.tolist() == [[6.0, 8.0], [6.0, 8.0]]
+    assert x.grad.tolist() == [[-2.0, -2.0], [-3.0, 4.0]]
+
+
+def test_parallel_thresholds_follow_the_cost_per_element():
+    from nbgrad.kernels.jit import PARALLEL_MIN, PARALLEL_MIN_LIGHT
+
+    from nbgrad import ops
+
+    assert ops.EXP.parallel_from == (PARALLEL_MIN, PARALLEL_MIN_LIGHT)  # exp's backward is a product
+    assert ops.SIN.parallel_from == (PARALLEL_MIN, PARALLEL_MIN)
+    assert ops.RELU.parallel_from == ops.MUL.parallel_from == (PARALLEL_MIN_LIGHT, PARALLEL_MIN_LIGHT)
+    x = nbgrad.randn(PARALLEL_MIN_LIGHT + 5, dtype=nbgrad.float64, requires_grad=True)
+    ((x * 3).relu().sin() * x).sum().backward()  # every kernel on threads
+    v = x.detach().numpy()
+    np.testing.assert_allclose(x.grad.numpy(), np.where(v > 0, 3 * np.cos(3 * v) * v + np.sin(3 * v), 0),
+                               rtol=1e-10, atol=1e-15)

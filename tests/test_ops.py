@@ -341,14 +341,16 @@ def test_matmul_kernels_agree_through_both_blas_interfaces(dtype, monkeypatch):
         out = np.empty(batch * m * n, dtype)
         linalg.matmul_fwd(a, b, batch, 1, m, k, n, gemm, out)
         np.testing.assert_allclose(out.reshape(batch, m, n), expected, rtol=1e-5)
-        ga = np.ones(batch * m * k, dtype)  # backward kernels accumulate
-        gb = np.ones(k * n, dtype)
-        linalg.matmul_bwd_a(g, b, batch, 1, m, k, n, gemm, ga)
-        linalg.matmul_bwd_b(g, a, batch, 1, m, k, n, gemm, gb)
         g3 = g.reshape(batch, m, n)
-        np.testing.assert_allclose(ga.reshape(batch, m, k), 1 + g3 @ b.reshape(k, n).T, rtol=1e-5)
-        np.testing.assert_allclose(gb.reshape(k, n), 1 + np.einsum("bmk,bmn->kn", a.reshape(batch, m, k), g3),
-                                   rtol=1e-5)
+        for fresh, start, base in ((False, 1.0, 1.0), (True, np.nan, 0.0)):
+            # backward kernels accumulate; told ``fresh``, they overwrite whatever the buffer held
+            ga = np.full(batch * m * k, start, dtype)
+            gb = np.full(k * n, start, dtype)  # b is shared: the batch's products sum into it
+            linalg.matmul_bwd_a(g, b, batch, 1, m, k, n, gemm, fresh, ga)
+            linalg.matmul_bwd_b(g, a, batch, 1, m, k, n, gemm, fresh, gb)
+            np.testing.assert_allclose(ga.reshape(batch, m, k), base + g3 @ b.reshape(k, n).T, rtol=1e-5)
+            np.testing.assert_allclose(gb.reshape(k, n), base + np.einsum("bmk,bmn->kn", a.reshape(batch, m, k), g3),
+                                       rtol=1e-5)
 
 
 def test_matmul_with_empty_dimensions():

@@ -2,7 +2,7 @@
 import numba
 import numpy as np
 import pytest
-from nbgrad.kernels.jit import PARALLEL_MIN
+from nbgrad.kernels.jit import PARALLEL_MIN, PARALLEL_MIN_LIGHT
 
 import nbgrad as nb
 import nbgrad.nn.functional as F
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="one 
 
 def big_graph():
     nb.manual_seed(0)
-    x = nb.randn(200, PARALLEL_MIN // 100, requires_grad=True)  # above the threshold
+    x = nb.randn(200, PARALLEL_MIN_LIGHT // 100, requires_grad=True)  # above both thresholds
     y = x.exp() * x.sigmoid() + x.sin() / (x * x + 1)
     s = y.softmax(1) + F.log_softmax(y, 0) + y.max(1, keepdim=True).values
     rows = nb.tensor(np.arange(400) % 200)

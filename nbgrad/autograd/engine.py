@@ -14,7 +14,7 @@ import weakref
 
 import numpy as np
 
-from ..kernels import executor, jit
+from ..kernels import executor
 from ..kernels import tape as layout
 from ..kernels.executor import DONE, NEEDS
 from . import function, tape
@@ -55,8 +55,7 @@ def _execute(chunks, root, seed, retain_graph, accumulate, resume, order, count,
         for r in order[:count].tolist():
             row = tape.row(r)
             if not row[layout.FLAGS] & layout.LEAF:
-                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]),
-                                  bool(row[layout.NUMEL] >= jit.PARALLEL_MIN))
+                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]), int(row[layout.NUMEL]))
 
 
 def _seed(tensor, gradient, i=0):

@@ -9,6 +9,7 @@ the executor's dispatch from opcode to backward kernels. The Python op layer
 import operator
 from dataclasses import dataclass, field
 
+from ..kernels import jit
 from .node import node_class
 
 OPCODE_PYTHON = 1  # rows of Python Functions: the executor hands them back to Python
@@ -31,7 +32,10 @@ class Op:
     ``fwd=None`` declares a view, whose forward is metadata only;
     ``cross_dtype`` marks a dtype conversion, whose input gradient has the
     input's dtype, not the output's; ``elementwise`` kernels may run on aligned
-    slices of all their arrays (in parallel, for big outputs); ``keeps_shapes``
+    slices of all their arrays (in parallel, for big outputs: from
+    ``jit.PARALLEL_MIN`` elements for the directions named in ``heavy``,
+    ``"forward"`` and ``"backward"``, whose kernels compute a transcendental function
+    per element, else from ``jit.PARALLEL_MIN_LIGHT``); ``keeps_shapes``
     ops note their inputs' shapes on the node, where neither the output's shape
     nor a saved input tells them (``create_graph`` reads them).
     """
@@ -48,16 +52,21 @@ class Op:
     saves: tuple = ()
     cross_dtype: bool = False
     elementwise: bool = False
+    heavy: tuple = ()
     keeps_shapes: bool = False  # record the inputs' shapes on the node (create_graph needs them)
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
     forward_parallel: object = field(default=None, repr=False)  # the same in threads, for big outputs
     same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
     node_class: type = field(init=False, repr=False)
+    parallel_from: tuple = field(init=False, repr=False)
     pick_saved: object = field(init=False, repr=False)  # (*inputs, *params, out) -> what the row saved
 
     def __post_init__(self):
         self.node_class = node_class(self.grad_fn)
+        # elements from which the forward and the backward run in threads
+        self.parallel_from = tuple(jit.PARALLEL_MIN if way in self.heavy else jit.PARALLEL_MIN_LIGHT
+                                   for way in ("forward", "backward"))
         # positions in (*inputs, *params, out), params starting with the arrays
         arrays = self.inputs + tuple(name for name, _ in self.arrays)
         positions = [-1 if name == "out" else arrays.index(name) for name in self.saves]
