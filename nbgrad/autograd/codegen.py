@@ -245,8 +245,9 @@ def _backward_source(op, parallel=False):
         takes_fresh = "fresh" in inspect.signature(bwd.py_func).parameters
         if scale is not None and not op.cross_dtype:
             lines.append(f"            if not sum_to_input(chunks, row, {i}, arena, g, {scale}):")
-            lines.append(f"                gx, fresh = fresh_grad_of(row_at(chunks, row[IN + {i}]), arena, dtype)"
-                         if takes_fresh else f"                gx = grad_of(row_at(chunks, row[IN + {i}]), arena, dtype)")
+            target = f"row_at(chunks, row[IN + {i}]), arena, dtype"
+            lines.append(f"                gx, fresh = fresh_grad_of({target})" if takes_fresh else
+                         f"                gx = grad_of({target})")
             lines.append("                " + _call(bwd, available, op))
             continue
         if op.elementwise:
