@@ -161,33 +161,41 @@ def plan(chunks, root, epoch, accumulate, order):
 
 
 @njit
-def mark_unwritten(chunks, order, count):
-    """Flag the planned rows whose gradient buffer holds no gradient yet: every arena slot,
-    and each ``.grad`` that this backward defines (set just before the rows run: a backward
-    that stops before leaves ``.grad`` as it was)."""
-    for k in range(count):
+def mark_unwritten(chunks, order, start, count, arena_rows):
+    """Mark the rows ``order[start:count]`` whose gradient buffer holds no gradient yet: each
+    ``.grad`` this backward defines and, with ``arena_rows`` (a backward's start), every arena
+    slot. Done just before those rows run: at the start, and again after Python ran a row
+    (``settle`` left the arena zeroed and undefined ``.grad`` undefined)."""
+    for k in range(start, count):
         row = row_at(chunks, order[k])
-        flags = row[FLAGS]
         if row[SLOT] >= 0:
-            row[FLAGS] = flags | UNWRITTEN
-        elif not flags & GRAD_DEFINED:
-            row[FLAGS] = flags | GRAD_DEFINED | UNWRITTEN
+            row[UNWRITTEN] = 1 if arena_rows else 0
+        elif not row[FLAGS] & GRAD_DEFINED:
+            row[FLAGS] |= GRAD_DEFINED
+            row[UNWRITTEN] = 1
+        else:
+            row[UNWRITTEN] = 0
 
 
 @njit
-def settle(chunks, order, count, arena_address):
-    """Zero the planned rows' buffers that are still unwritten (before Python reads any)."""
-    for k in range(count):
+def settle(chunks, order, start, count, arena_address):
+    """``settle_row`` for ``order[start:count]``: before Python runs a row (a hook, a Function),
+    which may read or add to any gradient, or stop the backward with an error."""
+    for k in range(start, count):
         settle_row(row_at(chunks, order[k]), arena_address)
 
 
 @njit
 def settle_row(row, arena_address):
-    """Zero the row's gradient buffer if it is still unwritten."""
-    if row[FLAGS] & UNWRITTEN:
-        address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
-        view(address, row[NUMEL] * row[ITEMSIZE], np.uint8)[:] = 0
-        row[FLAGS] &= ~UNWRITTEN
+    """If the row's gradient is still unwritten: zero its arena slot, or leave a leaf's ``.grad``
+    undefined (None, as before this backward: nothing reached it)."""
+    if not row[UNWRITTEN]:
+        return
+    row[UNWRITTEN] = 0
+    if row[SLOT] < 0:
+        row[FLAGS] &= ~GRAD_DEFINED
+    else:
+        view(arena_address + row[SLOT], row[NUMEL] * row[ITEMSIZE], np.uint8)[:] = 0
 
 
 @njit
@@ -204,8 +212,8 @@ def grad_of(row, arena_address, dtype):
 def fresh_grad_of(row, arena_address, dtype):
     """``(gradient, fresh)``: the row's gradient buffer, and whether it held no gradient (then
     the caller must overwrite all of it)."""
-    fresh = row[FLAGS] & UNWRITTEN != 0
-    row[FLAGS] &= ~UNWRITTEN
+    fresh = row[UNWRITTEN] != 0
+    row[UNWRITTEN] = 0
     address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
     return view(address, row[NUMEL], dtype), fresh
 
@@ -294,9 +302,19 @@ def release(chunks, order, count):
 
 
 @njit
-def add_into(address, grad):
-    """Accumulate ``grad`` into the gradient at ``address`` (what a Python Function's backward returned)."""
-    target = view(address, grad.size, grad.dtype)
+def add_into(row, slot, arena_address, grad):
+    """Add ``grad`` (what a Python Function's backward returned) to the gradient of ``row``, whose
+    arena slot was ``slot`` when the Function's row began; a leaf's ``.grad`` that holds no
+    gradient yet (``settle`` left it undefined) takes it as it is."""
+    if slot < 0:
+        target = view(row[GRAD_BUF], grad.size, grad.dtype)
+        if not row[FLAGS] & GRAD_DEFINED:
+            row[FLAGS] |= GRAD_DEFINED
+            for i in range(grad.size):
+                target[i] = grad[i]
+            return
+    else:
+        target = view(arena_address + slot, grad.size, grad.dtype)
     for i in range(grad.size):
         target[i] += grad[i]
 

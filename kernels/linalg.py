@@ -35,9 +35,23 @@ def _product(gemm, trans_a, trans_b, rows, cols, inner, x, x_offset, y, y_offset
 
 
 @njit
+def _batches(batch_a, batch_b):
+    """The output's batch count: a shared operand (1) takes the other's, which may be 0."""
+    return 0 if batch_a == 0 or batch_b == 0 else max(batch_a, batch_b)
+
+
+@njit
+def _zero_if_fresh_and_empty(fresh, batches, grad):
+    """A shared operand's gradient when the batch is empty: nothing adds to it, so a fresh one is 0."""
+    if fresh and batches == 0:
+        for i in range(grad.size):
+            grad[i] = 0
+
+
+@njit
 def matmul_fwd(a, b, batch_a, batch_b, m, k, n, gemm, out):
     """out[i] = a[i] @ b[i] for each matrix i of the batch"""
-    for i in range(max(batch_a, batch_b)):
+    for i in range(_batches(batch_a, batch_b)):
         _product(gemm, NO_TRANS, NO_TRANS, m, n, k, a, (i if batch_a > 1 else 0) * m * k,
                  b, (i if batch_b > 1 else 0) * k * n, 0.0, out, i * m * n)
 
@@ -45,7 +59,9 @@ def matmul_fwd(a, b, batch_a, batch_b, m, k, n, gemm, out):
 @njit
 def matmul_bwd_a(g, b, batch_a, batch_b, m, k, n, gemm, fresh, ga):
     """ga += g @ b^T (summed over the batch where a is shared)"""
-    for i in range(max(batch_a, batch_b)):
+    batches = _batches(batch_a, batch_b)
+    _zero_if_fresh_and_empty(fresh, batches, ga)
+    for i in range(batches):
         beta = 0.0 if fresh and (batch_a > 1 or i == 0) else 1.0
         _product(gemm, NO_TRANS, TRANS, m, k, n, g, i * m * n,
                  b, (i if batch_b > 1 else 0) * k * n, beta, ga, (i if batch_a > 1 else 0) * m * k)
@@ -54,7 +70,9 @@ def matmul_bwd_a(g, b, batch_a, batch_b, m, k, n, gemm, fresh, ga):
 @njit
 def matmul_bwd_b(g, a, batch_a, batch_b, m, k, n, gemm, fresh, gb):
     """gb += a^T @ g (summed over the batch where b is shared)"""
-    for i in range(max(batch_a, batch_b)):
+    batches = _batches(batch_a, batch_b)
+    _zero_if_fresh_and_empty(fresh, batches, gb)
+    for i in range(batches):
         beta = 0.0 if fresh and (batch_b > 1 or i == 0) else 1.0
         _product(gemm, TRANS, NO_TRANS, k, n, m, a, (i if batch_a > 1 else 0) * m * k,
                  g, i * m * n, beta, gb, (i if batch_b > 1 else 0) * k * n)

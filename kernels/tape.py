@@ -39,7 +39,9 @@ BROADCAST_INPUTS = 2  # inputs 0 and 1 may be broadcast (a third input has the o
 BCAST = SHAPES + 2 * SHAPE_SIZE  # per broadcast input i < 2: [ndim, shape[8], strides[8]]
 BCAST_SIZE = 1 + 2 * MAX_NDIM
 STALE = BCAST + BROADCAST_INPUTS * BCAST_SIZE  # for a MODIFIED row: [which saved buffer, its version then]
-WIDTH = STALE + 2
+UNWRITTEN = STALE + 2  # during a backward, 1 while the row's gradient buffer holds stale bytes, not zeros
+                       # (its first writer overwrites it; whatever reads it first zeroes it)
+WIDTH = UNWRITTEN + 1
 
 # FLAGS bits.
 NEEDS_SAVED = 1   # backward reads saved buffers
@@ -49,8 +51,6 @@ RETAIN = 8        # a non-leaf whose gradient is also written to GRAD_BUF
 GRAD_DEFINED = 16  # GRAD_BUF holds a gradient (else the next backward overwrites it)
 PYTHON = 32       # the executor returns to Python at this row (hooks, Python Functions)
 MODIFIED = 64     # an in-place op changed a saved buffer since it was saved
-UNWRITTEN = 128   # during a backward: the row's gradient buffer holds stale bytes, not zeros (its first
-                  # writer overwrites it; whatever reads it first zeroes it)
 
 
 @intrinsic

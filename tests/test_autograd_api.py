@@ -400,3 +400,59 @@ def test_save_for_backward_refuses_what_is_not_a_tensor():
 
     with pytest.raises(TypeError, match="argument 1 is of type float"):
         SavesANumber.apply(leaf([1.0]))
+
+
+class _Half(torch.autograd.Function):
+    """y = x / 2, with no gradient for its second input."""
+
+    @staticmethod
+    def forward(ctx, x, unused):
+        return x / 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g / 2, None
+
+
+def test_a_leaf_no_gradient_reaches_keeps_grad_none():
+    x = torch.ones(3, requires_grad=True)
+    c = torch.ones(3, requires_grad=True)
+    (_Half.apply(x, c) * 4).sum().backward()
+    assert x.grad.tolist() == [2.0] * 3 and c.grad is None  # as PyTorch
+
+
+def test_a_hook_that_raises_leaves_unreached_grads_none_and_the_next_backward_exact():
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    w = torch.tensor([3.0, 4.0], requires_grad=True)
+    h = x * w
+    h.register_hook(lambda g: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        (h * h).sum().backward(retain_graph=True)
+    assert x.grad is None and w.grad is None
+    ((x * w) ** 2).sum().backward()
+    assert x.grad.tolist() == [18.0, -64.0] and w.grad.tolist() == [6.0, 32.0]
+
+
+class _SquareVia(torch.autograd.Function):
+    """y = h * h, whose backward asks autograd.grad through the graph that made h."""
+
+    @staticmethod
+    def forward(ctx, h):
+        ctx.save_for_backward(h)
+        return h * h
+
+    @staticmethod
+    def backward(ctx, g):
+        (h,) = ctx.saved_tensors
+        with torch.enable_grad():
+            (twice_h,) = torch.autograd.grad((h * h).sum(), [h], retain_graph=True)
+        return g * twice_h
+
+
+def test_a_function_whose_backward_runs_a_backward_through_shared_rows():
+    x = torch.tensor([[1.0, -2.0], [3.0, 0.5]], requires_grad=True)
+    h = (x * 1.5).relu() + x
+    _SquareVia.apply(h).sum().backward()
+    v = x.detach().numpy()
+    h = np.maximum(1.5 * v, 0) + v
+    np.testing.assert_allclose(x.grad.numpy(), 2 * h * np.where(v > 0, 2.5, 1.0), rtol=1e-6)

@@ -161,3 +161,28 @@ def test_register_op_errors_are_clear():
     bad = register_op("bad", bad_fwd, (None,))
     with pytest.raises(TypeError, match="custom op 'bad': its kernels did not compile for float32"):
         bad(torch.ones(2))
+
+
+@njit(cache=True)
+def scaled_fwd(x, fresh, out):
+    for i in range(out.size):
+        out[i] = x[i] * fresh
+
+
+@njit(cache=True)
+def scaled_bwd(g, fresh, gx):
+    for i in range(g.size):
+        gx[i] += g[i] * fresh
+
+
+def test_a_parameter_may_be_named_like_the_executors_own_words():
+    # "fresh" tells nbgrad's own kernels that a gradient buffer holds stale bytes; a registered
+    # op's parameter of that name is the op's, and its kernel adds into a zeroed buffer
+    scaled = register_op("scaled_by_fresh", scaled_fwd, scaled_bwd, floats=("fresh",), defaults={"fresh": 2.0})
+    x = torch.ones(5, requires_grad=True)
+    for _ in range(2):  # the second backward reuses the first one's arena
+        x.grad = None
+        scaled(x * 1.0, fresh=3.0).sum().backward()
+        assert x.grad.tolist() == [3.0] * 5
+    (g,) = torch.autograd.grad(scaled(x * 1.0, fresh=3.0).sum(), [x])
+    assert g.tolist() == [3.0] * 5

@@ -353,6 +353,15 @@ def test_matmul_kernels_agree_through_both_blas_interfaces(dtype, monkeypatch):
                                        rtol=1e-5)
 
 
+def test_matmul_over_an_empty_batch_with_a_shared_operand():
+    a = nbgrad.ones(3, 4, requires_grad=True)
+    b = nbgrad.zeros(0, 4, 5, requires_grad=True)
+    out = a @ b
+    assert out.shape == (0, 3, 5)
+    out.sum().backward()
+    assert a.grad.tolist() == [[0.0] * 4] * 3 and b.grad.shape == (0, 4, 5)
+
+
 def test_matmul_with_empty_dimensions():
     a = nbgrad.ones(2, 0, requires_grad=True)
     b = nbgrad.ones(0, 3, requires_grad=True)

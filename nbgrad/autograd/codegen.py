@@ -52,7 +52,7 @@ def prepare(chunks, root, root_grad, order, count, arena_bytes, arena):
     words = arena_bytes // 8 + 1
     if arena.size < words:
         arena = np.empty(words, np.float64)
-    mark_unwritten(chunks, order, count)
+    mark_unwritten(chunks, order, 0, count, True)
     root_row = row_at(chunks, root)
     if root_row[ITEMSIZE] == 4:
         seed(root_row, arena.ctypes.data, root_grad, np.float32)
@@ -81,7 +81,7 @@ def backward_of(row, backwards):
 def run_row(chunks, r, arena, backwards, accumulate):
     """Route one finished gradient: into .grad where asked, then through the op's backward."""
     row = row_at(chunks, r)
-    if row[SLOT] < 0:  # a leaf that accumulated in place (zeroed now if nothing reached it)
+    if row[SLOT] < 0:  # a leaf that accumulated in place (its .grad stays None if nothing reached it)
         settle_row(row, arena)
         return
     if row[ITEMSIZE] == 4:
@@ -120,11 +120,13 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
             if not row[FLAGS] & LEAF and backward_of(row, backwards) == 0:
                 return NEEDS, order, count, arena
         arena = prepare(chunks, root, root_grad, order, count, arena_bytes, arena)
+    else:
+        mark_unwritten(chunks, order, resume + 1, count, False)
     base = arena.ctypes.data
     for k in range(max(resume, 0), count):
         r = order[k]
         if row_at(chunks, r)[FLAGS] & PYTHON and k != resume:
-            settle(chunks, order, count, base)  # Python reads and adds to gradients as plain arrays
+            settle(chunks, order, k, count, base)  # Python reads and adds to gradients as plain arrays
             return k, order, count, arena
         run_row(chunks, r, base, backwards, accumulate)
     if not retain_graph:
@@ -225,6 +227,13 @@ def _pass_through_scale(kernel):
     return {elementwise.identity_bwd: 1.0, elementwise.neg_bwd: -1.0}.get(kernel)
 
 
+def _takes_fresh(kernel, op):
+    """Whether a backward kernel overwrites its output when told ``fresh`` (see executor.py): it has
+    a parameter of that name that is none of the op's own (a registered op may name one so)."""
+    own = op.inputs + op.floats + op.ints + op.shapes + tuple(name for name, _ in op.arrays) + op.saves
+    return "fresh" in inspect.signature(kernel.py_func).parameters and "fresh" not in own
+
+
 def _backward_source(op, parallel=False):
     available = {"g": "g", "@out": "gx", "fresh": "fresh"}
     available.update({name: f"float_param(row, {k})" for k, name in enumerate(op.floats)})
@@ -242,7 +251,7 @@ def _backward_source(op, parallel=False):
             continue
         lines.append(f"        if row[IN + {i}] >= 0:")
         scale = _pass_through_scale(bwd)
-        takes_fresh = "fresh" in inspect.signature(bwd.py_func).parameters
+        takes_fresh = _takes_fresh(bwd, op)
         if scale is not None and not op.cross_dtype:
             lines.append(f"            if not sum_to_input(chunks, row, {i}, arena, g, {scale}):")
             target = f"row_at(chunks, row[IN + {i}]), arena, dtype"

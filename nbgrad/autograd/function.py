@@ -243,6 +243,9 @@ def _call_backward(node_class, ctx, grads, arena):
     if ctx.materialize_grads:
         grads = [np.zeros(*meta) if g is None and meta is not None else g
                  for g, meta in zip(grads, ctx._output_meta)]
+    # Where each input's gradient lies, read now: a backward inside the Function's plans again and
+    # gives shared rows other slots (they are restored only after this row)
+    slots = [None if target is None else int(tape.row(target[0])[layout.SLOT]) for target in ctx._inputs]
     with no_grad():
         result = node_class.function.backward(ctx, *[None if g is None else _wrap(g) for g in grads])
     result = result if isinstance(result, tuple) else (result,)
@@ -250,7 +253,7 @@ def _call_backward(node_class, ctx, grads, arena):
     if len(result) != len(ctx.needs_input_grad):
         raise RuntimeError(f"function {name} returned an incorrect number of gradients "
                            f"(expected {len(ctx.needs_input_grad)}, got {len(result)})")
-    for index, (target, g) in enumerate(zip(ctx._inputs, result)):
+    for index, (target, g, slot) in enumerate(zip(ctx._inputs, result, slots)):
         if target is None or g is None:
             continue
         if not isinstance(g, Tensor):
@@ -261,7 +264,4 @@ def _call_backward(node_class, ctx, grads, arena):
             raise RuntimeError(f"Function {name} returned an invalid gradient at index {index} - got "
                                f"{list(g._data.shape)} but expected shape compatible with {list(shape)}")
         values = np.ascontiguousarray(g._data, dtype).reshape(-1)
-        input_row = tape.row(row)
-        slot = int(input_row[layout.SLOT])
-        address = int(input_row[layout.GRAD_BUF]) if slot < 0 else arena.ctypes.data + slot
-        executor.add_into(address, values)
+        executor.add_into(tape.row(row), slot, arena.ctypes.data, values)
