@@ -139,6 +139,13 @@ def nll_bwd(g, target, weight, n, inner, ignore_index, reduction, gx):
             gx[(o * n + t) * inner + j] -= grad * _class_weight(weight, t)
 
 
+@njit
+def _cross_entropy_row(x, target, r, n, ignore_index, prob, losses):
+    shift = _softmax_line(x, r, n, 1, 0, prob)  # log-sum-exp: the loss is shift - x[target]
+    t = target[r]
+    losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
+
+
 @njit(parallel=True)
 def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     """-log_softmax(x)[r, target[r]] for logits x of shape (rows, n), reduced ('mean': over the
@@ -148,14 +155,10 @@ def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     losses = out if reduction == 0 else np.empty(rows, out.dtype)
     if x.size < PARALLEL_MIN:
         for r in range(rows):
-            t = target[r]
-            shift = _softmax_line(x, r, n, 1, 0, prob)
-            losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
+            _cross_entropy_row(x, target, r, n, ignore_index, prob, losses)
     else:
         for r in prange(rows):
-            t = target[r]
-            shift = _softmax_line(x, r, n, 1, 0, prob)
-            losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
+            _cross_entropy_row(x, target, r, n, ignore_index, prob, losses)
     if reduction != 0:
         total = 0.0
         for r in range(rows):  # in order: the same sum on any number of threads
