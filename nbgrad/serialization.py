@@ -6,6 +6,7 @@ runs code from it.
 """
 import json
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -35,18 +36,89 @@ def _encode(obj, arrays, where):
                     "tensors, dicts, lists, tuples, numbers, strings and None can be saved")
 
 
+def _referenced(description, where="obj"):
+    """The tensor members a structure refers to, checking its shape on the way (iteratively:
+    a deep structure must not exhaust the stack)."""
+    tensors = []
+    stack = [(description, where)]
+    while stack:
+        item, where = stack.pop()
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ValueError(f"a malformed entry at {where}")
+        kind, content = next(iter(item.items()))
+        if kind == "tensor":
+            if not isinstance(content, int) or isinstance(content, bool) or content < 0:
+                raise ValueError(f"a malformed tensor reference at {where}")
+            tensors.append(content)
+        elif kind in ("list", "tuple"):
+            if not isinstance(content, list):
+                raise ValueError(f"a malformed {kind} at {where}")
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(content)]
+        elif kind == "dict":
+            if not isinstance(content, list) or not all(
+                    isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int)) for pair in content):
+                raise ValueError(f"a malformed dict at {where}")
+            stack += [(value, f"{where}[{key!r}]") for key, value in content]
+        elif kind != "value" or not (content is None or isinstance(content, (bool, int, float, str))):
+            raise ValueError(f"an entry of unknown kind {kind!r} at {where}")
+    if len(set(tensors)) != len(tensors):
+        raise ValueError("a tensor member referenced twice")
+    return tensors
+
+
 def _decode(description, arrays):
+    """The object ``description`` stands for (already checked by ``_referenced``)."""
     from .factories import from_numpy
 
-    kind, content = next(iter(description.items()))
-    if kind == "tensor":
-        return from_numpy(arrays[f"t{content}"])
-    if kind == "value":
-        return content
-    if kind in ("list", "tuple"):
-        items = [_decode(v, arrays) for v in content]
-        return items if kind == "list" else tuple(items)
-    return {key: _decode(value, arrays) for key, value in content}
+    built = {}  # id of a container's description -> the object made from it
+    order = []  # descriptions in the order the containers must be made: children first
+    stack = [description]
+    while stack:
+        item = stack.pop()
+        order.append(item)
+        kind, content = next(iter(item.items()))
+        if kind in ("list", "tuple"):
+            stack += content
+        elif kind == "dict":
+            stack += [value for _, value in content]
+    for item in reversed(order):
+        kind, content = next(iter(item.items()))
+        if kind == "tensor":
+            value = from_numpy(arrays[content])
+        elif kind == "value":
+            value = content
+        elif kind == "dict":
+            value = {key: built[id(v)] for key, v in content}
+        else:
+            items = [built[id(v)] for v in content]
+            value = items if kind == "list" else tuple(items)
+        built[id(item)] = value
+    return built[id(description)]
+
+
+def _read_member(archive, name, budget):
+    """The array in member ``name`` (an .npy file), refusing one whose header promises more
+    elements than its bytes hold or more bytes than ``budget`` leaves."""
+    info = archive.getinfo(name)
+    if budget is not None and info.file_size > budget:
+        raise ValueError(f"member {name!r} holds {info.file_size} bytes, more than the {budget} bytes this "
+                         "file may hold in all (see max_bytes)")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"member {name!r} has an unknown .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise ValueError(f"member {name!r} holds {dtype} values, which nbgrad does not store")
+        count = int(np.prod(shape, dtype=object))
+        if count * dtype.itemsize > info.file_size:
+            raise ValueError(f"member {name!r} declares shape {shape} but holds fewer bytes")
+        data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise ValueError(f"member {name!r} is truncated")
+    array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+    return np.ascontiguousarray(array) if fortran_order else array.copy()
 
 
 def save(obj, path):
@@ -59,17 +131,54 @@ def save(obj, path):
         np.savez_compressed(f, **members)
 
 
-def load(path):
-    """Read what ``save`` wrote (tensors come back with their dtype, not requiring grad)."""
+MAX_RATIO = 200        # decompressed bytes per byte of file that load accepts by default
+MIN_BUDGET = 256 << 20  # ... and at least this many: small files of zeros compress very well
+
+
+def load(path, map_location=None, weights_only=None, *, max_bytes="auto"):
+    """Read what ``save`` wrote (tensors come back with their dtype, not requiring grad).
+
+    Only the members the structure refers to are read. A file is untrusted
+    input: anything malformed is a ValueError naming it, and by default it may
+    not decompress to more than ``max(256 MiB, 200 x its size)`` (a compressed
+    "zip bomb"); give ``max_bytes`` (a number of bytes, or None for no limit)
+    to load more. ``map_location`` may only name the CPU; ``weights_only`` is
+    accepted for PyTorch's sake (nothing here runs code from the file anyway).
+    """
+    import os
+
+    if map_location not in (None, "cpu") and str(map_location).split(":")[0] != "cpu":
+        raise RuntimeError(f"load: nbgrad tensors live on the CPU; got map_location={map_location!r}")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if _STRUCTURE not in arrays.files:
+        if hasattr(path, "read"):  # a file object
+            start = path.tell()
+            size = path.seek(0, os.SEEK_END) - start
+            path.seek(start)
+        else:
+            size = os.path.getsize(path)
+        budget = max(MIN_BUDGET, MAX_RATIO * size) if max_bytes == "auto" else max_bytes
+        with zipfile.ZipFile(path) as archive:
+            members = {f"{info.filename[:-4]}": info.filename for info in archive.infolist()
+                       if info.filename.endswith(".npy")}
+            if _STRUCTURE not in members:
                 raise ValueError("it has no nbgrad structure record")
-            description = json.loads(arrays[_STRUCTURE].tobytes().decode())
-            members = {name: np.array(arrays[name]) for name in arrays.files if name != _STRUCTURE}
-            return _decode(description, members)
+            record = _read_member(archive, members[_STRUCTURE], budget)
+            if budget is not None:
+                budget -= record.nbytes
+            description = json.loads(record.tobytes().decode())
+            arrays = {}
+            for index in _referenced(description):
+                name = members.get(f"t{index}")
+                if name is None:
+                    raise ValueError(f"the structure refers to a tensor member t{index} that is not there")
+                arrays[index] = _read_member(archive, name, budget)
+                if budget is not None:
+                    budget -= arrays[index].nbytes
+            return _decode(description, arrays)
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no such file: {path}") from None
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, StopIteration,
-            AttributeError, TypeError) as exc:
-        raise ValueError(f"load: {path} is not a file written by nbgrad.save ({exc})") from None
+    except (PermissionError, IsADirectoryError):
+        raise
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
+            RecursionError, MemoryError, NotImplementedError, TypeError, AttributeError, StopIteration) as exc:
+        raise ValueError(f"load: {path} is not a file written by nbgrad.save ({type(exc).__name__}: {exc})") from None
