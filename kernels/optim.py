@@ -71,6 +71,8 @@ def step(chunks, kind, table, hyper):
     """One update of every parameter in ``table`` that has a gradient; returns how many."""
     updated = 0
     for k in range(table.shape[0]):
+        if table[k, ROW] < 0:  # a parameter that has never had a .grad
+            continue
         row = row_at(chunks, table[k, ROW])
         if not row[FLAGS] & GRAD_DEFINED:
             continue

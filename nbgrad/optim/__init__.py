@@ -5,10 +5,13 @@ rebuilds it only when a parameter's storage or leaf node changed. State
 buffers (momentum, Adam's moments) are NumPy arrays the kernel updates in place;
 ``optimizer.state[p]`` shows them as tensors.
 """
+import operator
+
 import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ..autograd import tape, versions
+from ..autograd.node import AccumulateGrad
 from ..kernels import optim as kernel
 from . import lr_scheduler
 
@@ -81,25 +84,54 @@ class Optimizer:
     def _params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _key(self):
+        """Everything the compiled step's table points at, in order: the table is rebuilt when
+        any of it is another object (a parameter added or removed, new storage, a state reset),
+        and holding it keeps every address in the table alive."""
+        state = self.state
+        names = self.state_names
+        key = [state]
+        for group in self.param_groups:
+            for p in group["params"]:
+                s = state.get(p)
+                key += (p, p._data, p._node, s)
+                if s is not None:
+                    for name in names:
+                        b = s.get(name)
+                        key += (b, getattr(b, "_data", None))
+        return key
+
     def _table(self):
-        """The parameter table, rebuilt when a parameter got new storage or a new leaf node."""
-        params = self._params()
-        key = [(p._data, p._node) for p in params]
-        if self._table_key is not None and all(a is b and c is d for (a, c), (b, d) in zip(key, self._table_key)):
+        """The parameter table (see ``kernels/optim.py``), rebuilt when what it points at changed."""
+        try:
+            key = self._key()
+        except AttributeError:  # something that is not a Tensor was put among the parameters
+            key = None
+        old = self._table_key
+        if key is not None and old is not None and len(key) == len(old) and all(map(operator.is_, key, old)):
             return self._int_table
         self._sync_steps()
+        params = self._params()
         table = np.zeros((len(params), 5), np.int64)
         for k, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
             state = self.state.setdefault(p, {})
-            table[k, kernel.ROW] = p._node._row
+            table[k, kernel.ROW] = p._node._row if isinstance(p._node, AccumulateGrad) else -1  # -1: no .grad
             table[k, kernel.DATA] = p._data.ctypes.data
+            fresh = False
             for column, name in zip((kernel.STATE0, kernel.STATE1), self.state_names):
-                buffer = state.get(name)
-                if buffer is None or buffer.shape != p.shape or buffer.dtype != p.dtype:
-                    buffer = state[name] = _wrap(np.zeros(p._data.shape, p._data.dtype))
+                fresh |= state.get(name) is None
+                buffer = state[name] = _state_buffer(type(self).__name__, state.get(name), name, p, k)
                 table[k, column] = buffer._data.ctypes.data
-            table[k, kernel.STEP] = state.get("step", 0)
-        self._int_table, self._table_key = table, key
+            # SGD's first step with a momentum buffer is the one that makes it (PyTorch: buf = d)
+            table[k, kernel.STEP] = 0 if fresh and self.kind == kernel.SGD else int(state.get("step", 0))
+        for p in params:
+            if not p._data.flags.writeable:
+                raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {list(p.shape)} is read-only "
+                                   "memory (from_numpy of a non-writable array); clone() it first")
+        self._int_table, self._table_key = table, self._key()
+        self._table_states = [self.state[p] for p in params]  # where the step counts go back
         self._storages = versions.storages([p._data for p in params])
         return table
 
@@ -121,10 +153,10 @@ class Optimizer:
         return loss
 
     def _sync_steps(self):
-        """Copy the step counts the kernel keeps in the table into ``state``."""
+        """Copy the step counts the kernel keeps in the table into the states it was built from."""
         if self._table_key is not None:
-            for p, steps in zip(self._params(), self._int_table[:, kernel.STEP].tolist()):
-                self.state[p]["step"] = steps
+            for state, steps in zip(self._table_states, self._int_table[:, kernel.STEP].tolist()):
+                state["step"] = steps
 
     def state_dict(self):
         """``{"state": {index: {...}}, "param_groups": [...]}`` with parameters as indices, as PyTorch."""
@@ -133,7 +165,7 @@ class Optimizer:
         groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
         state = {index[id(p)]: {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
-                 for p, s in self.state.items() if s.get("step")}
+                 for p, s in self.state.items() if s.get("step") and id(p) in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -157,6 +189,23 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+def _state_buffer(optimizer, buffer, name, p, k):
+    """A parameter's state buffer as the step kernel reads it: zeros when there is none yet, the
+    parameter's dtype; a buffer of another shape is an error (the kernel would read past it)."""
+    if buffer is None:
+        return _wrap(np.zeros(p._data.shape, p._data.dtype))
+    if not isinstance(buffer, Tensor):
+        raise TypeError(f"{optimizer}.step: state {name!r} of parameter {k} is a {type(buffer).__name__}, "
+                        "not a Tensor")
+    if buffer._data.shape != p._data.shape:
+        raise RuntimeError(f"{optimizer}.step: state {name!r} of parameter {k} has shape {list(buffer.shape)}: "
+                           f"the size of tensor a ({buffer.numel()}) must match the size of tensor b "
+                           f"({p.numel()}), the parameter's shape {list(p.shape)}")
+    if buffer._data.dtype != p._data.dtype or not buffer._data.flags.writeable:
+        return _wrap(buffer._data.astype(p._data.dtype))
+    return buffer
 
 
 class SGD(Optimizer):
