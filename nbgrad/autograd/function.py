@@ -88,9 +88,6 @@ class FunctionNode(ManyInputsNode):
         Node.__del__(self)
 
 
-_node_classes = {}
-
-
 class Function:
     """Subclass with ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)`` (static methods),
     then call ``MyFunction.apply(*args)``.
@@ -163,10 +160,10 @@ def _linked(rows, itemsize, links):
 def _record(cls, ctx, args, outputs, inputs):
     from .._tensor import Tensor
 
-    node_class = _node_classes.get(cls)
+    node_class = cls.__dict__.get("_node_class")  # kept on the class itself: they die together
     if node_class is None:
-        node_class = _node_classes[cls] = type(f"{cls.__name__}Backward", (FunctionNode,),
-                                               {"__slots__": (), "function": cls})
+        node_class = type(f"{cls.__name__}Backward", (FunctionNode,), {"__slots__": (), "function": cls})
+        cls._node_class = node_class
     differentiable = [
         k for k, o in enumerate(outputs)
         if isinstance(o, Tensor) and o._data.dtype.kind == "f" and o._data.dtype.itemsize in (4, 8)
