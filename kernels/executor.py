@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .jit import njit
+from .jit import DEBUG, njit
 from .movement import scatter_add
 from .tape import (
     BCAST,
@@ -40,6 +40,7 @@ from .tape import (
     NEEDS_SAVED,
     NUMEL,
     PYTHON,
+    REFUSED,
     RELEASED,
     RETAIN,
     SLOT,
@@ -47,6 +48,11 @@ from .tape import (
     row_at,
     view,
 )
+
+# STALE of a REFUSED row whose backward kernel raised (NBGRAD_DEBUG: an index out of bounds), and
+# of one Python refused (it says why).
+KERNEL_FAILED = -2
+REFUSED_BY_PYTHON = -3
 
 # Status codes of execute, read by the Python engine (>= 0: a Python row; <= -2: a released or modified row;
 # NEEDS: an op's backward for a dtype is not compiled yet).
@@ -86,6 +92,23 @@ def _grow(array, n):
     for i in range(array.size):  # loops, not array assignments: those compile a shape-error path (seconds)
         bigger[i] = array[i]
     return bigger
+
+
+@njit
+def refused(flags):
+    """Whether the executor must not run a row: its saved buffers were released or changed in
+    place, or Python refused it (``REFUSED``)."""
+    return (flags & NEEDS_SAVED and flags & (RELEASED | MODIFIED)) or flags & REFUSED
+
+
+@njit
+def first_refused(chunks, order, start, count):
+    """The first of the rows ``order[start:count]`` that the executor refuses, or -1: checked
+    again after Python ran a row, since a hook may release or change what later rows read."""
+    for k in range(start, count):
+        if refused(row_at(chunks, order[k])[FLAGS]):
+            return order[k]
+    return -1
 
 
 @njit
@@ -132,7 +155,7 @@ def plan(chunks, root, epoch, accumulate, order):
         row = row_at(chunks, order[head])
         head += 1
         flags = row[FLAGS]
-        if flags & NEEDS_SAVED and flags & (RELEASED | MODIFIED) and bad_row < 0:
+        if bad_row < 0 and refused(flags):
             bad_row = order[head - 1]
         if flags & LEAF:
             continue
@@ -215,7 +238,17 @@ def fresh_grad_of(row, arena_address, dtype):
     fresh = row[UNWRITTEN] != 0
     row[UNWRITTEN] = 0
     address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
-    return view(address, row[NUMEL], dtype), fresh
+    grad = view(address, row[NUMEL], dtype)
+    if DEBUG and fresh:
+        poison(grad)
+    return grad, fresh
+
+
+@njit
+def poison(buffer):
+    """NBGRAD_DEBUG: fill a buffer that its kernel must overwrite with NaN (all bits set), so that
+    what it fails to write shows."""
+    view(buffer.ctypes.data, buffer.size * buffer.itemsize, np.uint8)[:] = 255
 
 
 @njit
@@ -240,7 +273,10 @@ def input_grad_fresh(chunks, row, i, arena_address, dtype):
         numel = 1
         for d in range(ndim):
             numel *= row[block + 1 + d]
-        return np.empty(numel, dtype), True
+        temporary = np.empty(numel, dtype)
+        if DEBUG:
+            poison(temporary)
+        return temporary, True
     return fresh_grad_of(row_at(chunks, j), arena_address, dtype)
 
 
@@ -321,15 +357,19 @@ def add_into(row, slot, arena_address, grad):
 
 @njit
 def slots(chunks, order, count):
-    """The arena slots of the planned rows (saved while Python runs hooks: a backward
-    called from a hook plans again and rewrites the slots of the rows both graphs share)."""
-    result = np.empty(count, np.int64)
+    """The arena slots and epoch marks of the planned rows (saved while Python runs a row: a
+    backward called from there plans again and rewrites those of the rows both graphs share)."""
+    result = np.empty(2 * count, np.int64)
     for k in range(count):
-        result[k] = row_at(chunks, order[k])[SLOT]
+        row = row_at(chunks, order[k])
+        result[2 * k] = row[SLOT]
+        result[2 * k + 1] = row[MARK]
     return result
 
 
 @njit
 def restore_slots(chunks, order, count, saved_slots):
     for k in range(count):
-        row_at(chunks, order[k])[SLOT] = saved_slots[k]
+        row = row_at(chunks, order[k])
+        row[SLOT] = saved_slots[2 * k]
+        row[MARK] = saved_slots[2 * k + 1]

@@ -7,6 +7,10 @@ of all kernel sources and the Numba version: an edit or an upgrade means a new
 folder and a fresh compile, never stale machine code.
 
 - ``NBGRAD_CACHE=0`` turns the on-disk cache off.
+- ``NBGRAD_DEBUG=1`` compiles every kernel with bounds checks on every index
+  and fills every gradient buffer a backward kernel receives with NaN
+  before it runs (a kernel that fails to write all of it shows NaN); it is
+  cached apart from the normal build.
 - ``NBGRAD_CACHE_DIR`` chooses the folder, else ``$NUMBA_CACHE_DIR/nbgrad`` when
   that is set; by default it is ``__generated__`` beside these kernels when
   writable (a virtual environment, a checkout), else ``~/.cache/nbgrad`` (or
@@ -25,6 +29,7 @@ import numba
 from numba.np.ufunc.parallel import _launch_threads
 
 CACHE = os.environ.get("NBGRAD_CACHE", "1") != "0"
+DEBUG = os.environ.get("NBGRAD_DEBUG", "0") not in ("", "0")
 KERNELS_DIR = Path(__file__).parent
 
 # fastmath without nnan/ninf: NaN and inf must survive in values and gradients;
@@ -32,7 +37,7 @@ KERNELS_DIR = Path(__file__).parent
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 # error_model="numpy": x / 0 gives inf or nan, as in NumPy and PyTorch, not ZeroDivisionError.
-JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
+JIT = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy", boundscheck=DEBUG)
 
 # Big kernels run in parallel threads (prange): from PARALLEL_MIN elements those that compute a
 # transcendental function per element, from PARALLEL_MIN_LIGHT those bound by memory. Waking the
@@ -121,6 +126,7 @@ def sources_key(folder=KERNELS_DIR):
 
 
 SOURCES_KEY = sources_key()
+BUILD = "debug-" if DEBUG else ""  # the debug build's caches and glue live apart from the normal one's
 _cache_dir = None
 
 
@@ -129,10 +135,10 @@ def cache_dir():
     global _cache_dir
     if _cache_dir is None:
         root = cache_root()
-        folder = root / f"numba-{SOURCES_KEY}"
+        folder = root / f"numba-{BUILD}{SOURCES_KEY}"
         folder.mkdir(parents=True, exist_ok=True)
-        for old in root.glob("numba-*"):  # caches of earlier kernel sources: never read again
-            if old != folder:
+        for old in root.glob("numba-*"):  # caches of earlier kernel sources (of this build): never read again
+            if old != folder and old.name.startswith("numba-debug-") == DEBUG:
                 shutil.rmtree(old, ignore_errors=True)
         _cache_dir = folder
     return _cache_dir

@@ -51,6 +51,7 @@ RETAIN = 8        # a non-leaf whose gradient is also written to GRAD_BUF
 GRAD_DEFINED = 16  # GRAD_BUF holds a gradient (else the next backward overwrites it)
 PYTHON = 32       # the executor returns to Python at this row (hooks, Python Functions)
 MODIFIED = 64     # an in-place op changed a saved buffer since it was saved
+REFUSED = 128     # the executor must not run the row (Python knows why: a .data replaced, say)
 
 
 @intrinsic
@@ -171,30 +172,56 @@ def save_broadcast(rows, r, i, shape, strides):
 
 
 @njit
-def mark_modified(chunks, starts, ends, versions):
-    """Flag every row with a live saved buffer in one of the byte ranges ``[starts[i], ends[i])``,
-    storages that in-place ops are about to change from ``versions[i]``; returns how many."""
+def _saves_live(flags):
+    return flags & NEEDS_SAVED and not flags & (RELEASED | MODIFIED)
+
+
+@njit
+def mark_modified(chunks, rows, starts, ends, versions):
+    """Flag every row among the first ``rows`` with a live saved buffer in one of the byte ranges
+    ``[starts[i], ends[i])``, storages that in-place ops are about to change from ``versions[i]``;
+    returns how many."""
     flagged = 0
     for c in range(chunks.size):
-        rows = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
-        for base in range(0, rows.size, WIDTH):
-            flags = rows[base + FLAGS]
-            if flags == 0 and rows[base + OP] == 0 and rows[base + ITEMSIZE] == 0:
-                return flagged  # never used: rows are handed out in order, so none after it was either
-            if not flags & NEEDS_SAVED or flags & (RELEASED | MODIFIED):
+        table = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
+        for base in range(0, min(rows - c * CHUNK_ROWS, CHUNK_ROWS) * WIDTH, WIDTH):
+            flags = table[base + FLAGS]
+            if not _saves_live(flags):
                 continue
             for k in range(3):
-                address = rows[base + SAVED + k]
+                address = table[base + SAVED + k]
                 for i in range(starts.size):
                     if starts[i] <= address < ends[i]:
-                        rows[base + FLAGS] = flags | MODIFIED
-                        rows[base + STALE] = k
-                        rows[base + STALE + 1] = versions[i]
+                        table[base + FLAGS] = flags | MODIFIED
+                        table[base + STALE] = k
+                        table[base + STALE + 1] = versions[i]
                         flagged += 1
                         break
-                if rows[base + FLAGS] & MODIFIED:
+                if table[base + FLAGS] & MODIFIED:
                     break
     return flagged
+
+
+@njit
+def find_saved(chunks, rows, address, numel):
+    """``(row, k)`` pairs, among the first ``rows``, whose live saved buffer ``k`` is the ``numel``
+    elements at ``address``."""
+    found = np.empty((0, 2), np.int64)
+    for sweep in range(2):  # count, then fill
+        n = 0
+        for r in range(rows):
+            row = row_at(chunks, r)
+            if not _saves_live(row[FLAGS]):
+                continue
+            for k in range(3):
+                if numel and row[SAVED + k] == address and row[SAVED_NUMEL + k] == numel:
+                    if sweep:
+                        found[n, 0] = r
+                        found[n, 1] = k
+                    n += 1
+        if not sweep:
+            found = np.empty((n, 2), np.int64)
+    return found
 
 
 @njit

@@ -25,13 +25,15 @@ import numpy as np
 from numba import prange
 
 from nbgrad.kernels.executor import (
-    DONE, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, fresh_grad_of, grad_of,
-    input_grad, input_grad_fresh, mark_unwritten, plan, release, settle, settle_row, sum_to_input, write_retained,
+    DONE, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, first_refused, fresh_grad_of,
+    grad_of, input_grad, input_grad_fresh, mark_unwritten, plan, release, settle, settle_row, sum_to_input,
+    write_retained,
 )
 from nbgrad.kernels.jit import njit
+from nbgrad.kernels.executor import KERNEL_FAILED
 from nbgrad.kernels.tape import (
-    FLAGS, IN, ITEMSIZE, LEAF, NUMEL, OP, PYTHON, SAVED, SAVED_NUMEL, SLOT, WIDTH, float_param, record,
-    row_at, save, save_float, save_int, save_shape, shape_param, view,
+    FLAGS, IN, ITEMSIZE, LEAF, NUMEL, OP, PYTHON, REFUSED, SAVED, SAVED_NUMEL, SLOT, STALE, WIDTH, float_param,
+    record, row_at, save, save_float, save_int, save_shape, shape_param, view,
 )
 from nbgrad.kernels.tape import INTS as INT_PARAMS
 """
@@ -48,9 +50,10 @@ def seed(row, arena, root_grad, dtype):
 @njit
 def prepare(chunks, root, root_grad, order, count, arena_bytes, arena):
     """Give the planned rows their arena (the caller's when big enough: no fresh pages to fault in;
-    its stale bytes are flagged, not zeroed) and seed the root's gradient."""
+    its stale bytes are flagged, not zeroed; not when it is far bigger: the arena a thread keeps
+    follows its latest graph) and seed the root's gradient."""
     words = arena_bytes // 8 + 1
-    if arena.size < words:
+    if arena.size < words or arena.size > 4 * words + (1 << 17):  # too small, or far bigger than needed now
         arena = np.empty(words, np.float64)
     mark_unwritten(chunks, order, 0, count, True)
     root_row = row_at(chunks, root)
@@ -107,7 +110,8 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
     when they were big enough): status DONE (then, without retain_graph,
     ``order[:count]`` are the rows whose saved buffers Python can drop), or the
     position in ``order`` of a Python row (call again with ``resume`` set to it),
-    or ``-2 - row`` for a row whose saved buffers were already released, or
+    or ``-2 - row`` for a row it refuses (saved buffers released or changed, see
+    ``refused``), checked before anything runs and again at each resume, or
     NEEDS when a row's backward is not compiled yet (nothing ran: compile the
     ones that ``order[:count]`` need and call again).
     """
@@ -121,6 +125,9 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
                 return NEEDS, order, count, arena
         arena = prepare(chunks, root, root_grad, order, count, arena_bytes, arena)
     else:
+        bad_row = first_refused(chunks, order, resume + 1, count)  # Python may have released or changed rows
+        if bad_row >= 0:
+            return -2 - bad_row, order, count, arena
         mark_unwritten(chunks, order, resume + 1, count, False)
     base = arena.ctypes.data
     for k in range(max(resume, 0), count):
@@ -129,6 +136,9 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
             settle(chunks, order, k, count, base)  # Python reads and adds to gradients as plain arrays
             return k, order, count, arena
         run_row(chunks, r, base, backwards, accumulate)
+        if row_at(chunks, r)[FLAGS] & REFUSED:  # its backward raised (NBGRAD_DEBUG's bounds checks)
+            settle(chunks, order, k + 1, count, base)
+            return -2 - r, order, count, arena
     if not retain_graph:
         count = release(chunks, order, count)
     return DONE, order, count, arena
@@ -290,6 +300,18 @@ BACKWARD_ENTRY = """
 def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_size):
     chunks = view(chunk_addresses, n_chunks, np.int64)
     backward_{name}(chunks, row_at(chunks, r), arena, view(g_address, g_size, {np_dtype}), {np_dtype})"""
+# NBGRAD_DEBUG: a C function cannot raise, so a kernel's error (an index out of bounds) refuses the row.
+DEBUG_BACKWARD_ENTRY = """
+
+
+def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_size):
+    chunks = view(chunk_addresses, n_chunks, np.int64)
+    row = row_at(chunks, r)
+    try:
+        backward_{name}(chunks, row, arena, view(g_address, g_size, {np_dtype}), {np_dtype})
+    except Exception:
+        row[FLAGS] |= REFUSED
+        row[STALE] = KERNEL_FAILED"""
 
 
 def _backward_functions(op):
@@ -299,8 +321,9 @@ def _backward_functions(op):
     for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.elementwise]:
         body = [line[4:] for line in _backward_source(op, parallel).split("\n")[1:]]  # the branch, one level out
         source += f"\n\n@njit\ndef backward_{name}(chunks, row, arena, g, dtype):\n" + "\n".join(body)
+        entry = DEBUG_BACKWARD_ENTRY if jit.DEBUG else BACKWARD_ENTRY
         for dtype, np_dtype in BACKWARD_DTYPES.items():
-            source += BACKWARD_ENTRY.format(name=name, dtype=dtype, np_dtype=np_dtype)
+            source += entry.format(name=name, dtype=dtype, np_dtype=np_dtype)
     return source
 
 
@@ -338,6 +361,7 @@ def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=
     """
     executor = prefix == "ops"
     source = generate(ops, executor)
+    prefix += "_debug" if jit.DEBUG else ""  # the debug build's glue is compiled (and cached) apart
     key = _source_key(source + kernel_sources)
     folder = jit.cache_root()
     folder.mkdir(parents=True, exist_ok=True)

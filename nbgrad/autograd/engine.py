@@ -99,8 +99,7 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False, input
         from . import higher
 
         keep = True if retain_graph is None else bool(retain_graph)
-        with _lock:
-            higher.backward([tensor], [_seed_tensor(tensor, gradient)], keep)
+        higher.backward([tensor], [_seed_tensor(tensor, gradient)], keep)
         return
     run(tensor._node, _seed(tensor, gradient), bool(retain_graph))
 
@@ -168,8 +167,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         from . import higher
 
         seeds = [_seed_tensor(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
-        with _lock:
-            found = higher.backward(outputs, seeds, bool(keep), inputs)
+        found = higher.backward(outputs, seeds, bool(keep), inputs)
         return _grad_results(inputs, found, allow_unused, materialize_grads, lambda g: g)
     seeds = [_seed(t, g, i) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     if len(outputs) == 1:
@@ -211,50 +209,107 @@ _arena_cache = _ArenaCache()
 ARENA_CACHE_BYTES = 256 << 20
 
 
-# Backward passes run one at a time: they share leaves' .grad buffers and the rows of
-# shared subgraphs (PyTorch locks AccumulateGrad likewise). Reentrant: a hook may call backward.
+# Compiled parts of backward passes run one at a time: they share leaves' .grad buffers and the
+# scratch columns of shared rows (PyTorch locks AccumulateGrad likewise). The lock is not held
+# while Python runs a row (hooks, Python Functions, post-accumulate hooks): that code may call
+# backward itself or wait for another thread's; the executor checks the rows again when it resumes.
 _lock = threading.RLock()
+running = 0       # backward passes under way (counted under the lock)
+graveyard = []    # buffers a running executor may still write (an old .grad): freed when none runs
 
 
 def run(root, seed, retain_graph, accumulate=True, inputs=()):
     """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph; return copies
     of the gradients of ``inputs``, ``(row, shape, dtype)`` triples (None where not reached)."""
+    global running
     with _lock:
+        running += 1
+    try:
         return _run(root, seed, retain_graph, accumulate, inputs)
+    finally:
+        with _lock:
+            running -= 1
+            if not running:
+                graveyard.clear()
+        tape.maybe_trim()
+
+
+class _Unlocked:
+    """Release the engine lock while Python code runs inside a backward."""
+
+    def __enter__(self):
+        _lock.release()
+
+    def __exit__(self, *exc):
+        _lock.acquire()
+
+
+_unlocked = _Unlocked()
 
 
 def _run(root, seed, retain_graph, accumulate, inputs):
-    chunks = tape.chunk_addresses
     cache = _arena_cache
     cached, cached_order = cache.arena, cache.order
     cache.arena, cache.order = _NO_ARENA, _NO_ORDER  # a hook may reenter backward: it must not share them
-    status, order, count, arena, epoch = _execute(
-        chunks, root._row, seed, retain_graph, accumulate, -1, cached_order, 0, cached
-    )
-    reusable = True
-    while status >= 0:  # a PYTHON row: run its hooks, then resume there
-        reusable = False  # hooks saw views of the arena: never hand it out again
-        planned = executor.slots(chunks, order, count)
-        _run_python_row(order[status], arena)
-        executor.restore_slots(tape.chunk_addresses, order, count, planned)
-        status, order, count, arena, _ = _execute(
-            tape.chunk_addresses, root._row, seed, retain_graph, accumulate, status, order, count, arena
+    with _lock:
+        status, order, count, arena, epoch = _execute(
+            tape.chunk_addresses, root._row, seed, retain_graph, accumulate, -1, cached_order, 0, cached
         )
-    found = [_arena_grad(r, shape, dtype, arena, epoch) for r, shape, dtype in inputs] if status == DONE else []
-    if _post_hooked and accumulate and status == DONE:
-        _run_post_accumulate_hooks(epoch)
+        reusable = True
+        while status >= 0:  # a PYTHON row: run its hooks, then resume there
+            reusable = False  # hooks saw views of the arena: never hand it out again
+            planned = executor.slots(tape.chunk_addresses, order, count)
+            with _unlocked:
+                _run_python_row(order[status], arena)
+            executor.restore_slots(tape.chunk_addresses, order, count, planned)
+            status, order, count, arena, _ = _execute(
+                tape.chunk_addresses, root._row, seed, retain_graph, accumulate, status, order, count, arena
+            )
+        found = [_arena_grad(r, shape, dtype, arena, epoch) for r, shape, dtype in inputs] if status == DONE else []
+        if status < -1:
+            raise RuntimeError(_refusal_message(-2 - status, order, count))
+        if not retain_graph:
+            saved = tape.saved
+            for r in order[:count].tolist():
+                saved[r] = None
+        post_hooks = _post_hooked and accumulate and _reached_post_hooks(epoch)
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         cache.arena, cache.order = arena, order
-    if status < -1:
-        bad = -2 - status
-        if tape.row(bad)[layout.FLAGS] & layout.MODIFIED:
-            raise RuntimeError(_modified_message(bad))
-        raise RuntimeError(SECOND_BACKWARD)
-    if not retain_graph:
-        saved = tape.saved
-        for r in order[:count].tolist():
-            saved[r] = None
+    for tensor, hooks in post_hooks or ():
+        for hook in hooks:
+            hook(tensor)
     return found
+
+
+def _refusal_message(bad, order, count):
+    """Why the executor refused row ``bad``."""
+    row = tape.row(bad)
+    flags = row[layout.FLAGS]
+    if flags & layout.REFUSED and row[layout.STALE] == executor.KERNEL_FAILED:
+        from .registry import BY_OPCODE
+
+        op = BY_OPCODE.get(int(row[layout.OP]))
+        return (f"NBGRAD_DEBUG: the backward of {op.grad_fn if op else 'a row'} ({op.name if op else '?'}) raised "
+                "an error: an index out of bounds")
+    if flags & layout.REFUSED and row[layout.STALE] == executor.REFUSED_BY_PYTHON:
+        message = tape.refusals.get(bad, "backward: this graph cannot be backpropagated")
+        if "{consumer}" in message:  # name the row that would have handed it the gradient
+            consumer, index = "", 0  # the root: its gradient was given
+            for r in order[:count].tolist():
+                row = tape.row(r)
+                inputs = row[layout.IN:layout.IN + layout.MAX_INPUTS].tolist()
+                if bad in inputs:
+                    from .registry import BY_OPCODE
+
+                    op = BY_OPCODE.get(int(row[layout.OP]))
+                    consumer = f"Function {op.grad_fn if op else 'a Function'} returned an "
+                    index = inputs.index(bad)
+                    break
+            message = message.format(consumer=consumer, index=index)
+        return message
+    if flags & layout.MODIFIED:
+        return _modified_message(bad)
+    return SECOND_BACKWARD
 
 
 def _arena_view(r, arena, shape, dtype):
@@ -357,16 +412,17 @@ def register_post_accumulate_grad_hook(node, hook):
     return RemovableHandle(node, hook, post=True)
 
 
-def _run_post_accumulate_hooks(epoch):
-    """After a backward: call the post-accumulate hooks of the leaves it reached."""
+def _reached_post_hooks(epoch):
+    """After a backward: the leaves it reached that have post-accumulate hooks, with their hooks
+    (called once the engine lock is released)."""
+    reached = []
     for r, node_ref in list(_post_hooked.items()):
         node = node_ref()
         if node is None or node._row != r:
             del _post_hooked[r]
         elif tape.row(r)[layout.MARK] == epoch:
-            tensor = node.variable
-            for hook in list(node._post_hooks):
-                hook(tensor)
+            reached.append((node.variable, list(node._post_hooks)))
+    return reached
 
 
 def _run_python_row(r, arena):
@@ -382,6 +438,14 @@ def _run_python_row(r, arena):
         function.run_backward(r, _arena_view(r, arena, *function.RUNNING[r][1:]), arena)
 
 
+def _hook_result(hook, result):
+    from .._tensor import Tensor
+
+    if result is not None and not isinstance(result, Tensor):
+        raise TypeError(f"hook {hook!r} returned a {type(result).__name__}: expected a Tensor or None")
+    return result
+
+
 def _run_hooks(node, r, arena):
     """Call the hooks of ``node`` (row ``r``) on its gradient, which lies in the executor's arena."""
     from .._tensor import _wrap
@@ -390,7 +454,7 @@ def _run_hooks(node, r, arena):
     grad = _arena_view(r, arena, shape, dtype)
     current = _wrap(grad)
     for hook in list(node._hooks):
-        result = hook(current)
+        result = _hook_result(hook, hook(current))
         if result is not None:
             if result._data.dtype != grad.dtype:
                 raise RuntimeError(

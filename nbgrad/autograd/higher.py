@@ -361,12 +361,13 @@ def _order(roots):
 
 def _input_grads(node, g):
     """The gradients of ``node``'s inputs from its output's gradient ``g``, as graph tensors."""
-    from .engine import _modified_message
     from .function import FunctionNode
 
     row = tape.row(node._row)
-    if row[layout.FLAGS] & layout.MODIFIED:
-        raise RuntimeError(_modified_message(node._row))
+    if row[layout.FLAGS] & (layout.MODIFIED | layout.REFUSED):
+        from .engine import _refusal_message
+
+        raise RuntimeError(_refusal_message(node._row, np.array([], np.int64), 0))
     if isinstance(node, FunctionNode):
         ctx = node._ctx
         if node._function is not node or len(ctx._output_meta) != 1:
@@ -392,6 +393,7 @@ def backward(roots, seeds, retain_graph, inputs=None):
     otherwise accumulate into the leaves' ``.grad`` (graph tensors).
     """
     from .._tensor import Tensor
+    from .engine import _hook_result
 
     wanted = {id(t._node): k for k, t in enumerate(inputs)} if inputs is not None else {}
     found = [None] * len(wanted)
@@ -406,7 +408,7 @@ def backward(roots, seeds, retain_graph, inputs=None):
             if g is None:
                 continue
             for hook in list(getattr(node, "_hooks", None) or ()):
-                replaced = hook(g)
+                replaced = _hook_result(hook, hook(g))
                 if replaced is not None:
                     g = replaced
             if id(node) in wanted:
@@ -426,9 +428,12 @@ def backward(roots, seeds, retain_graph, inputs=None):
                 key = id(child)
                 grads[key] = gi if key not in grads else grads[key] + gi
     if not retain_graph:
-        for node in order:
-            row = tape.row(node._row)
-            if row[layout.FLAGS] & layout.NEEDS_SAVED:
-                row[layout.FLAGS] |= layout.RELEASED
-                tape.saved[node._row] = None
+        from .engine import _lock
+
+        with _lock:  # a compiled backward in another thread may be reading these buffers
+            for node in order:
+                row = tape.row(node._row)
+                if row[layout.FLAGS] & layout.NEEDS_SAVED:
+                    row[layout.FLAGS] |= layout.RELEASED
+                    tape.saved[node._row] = None
     return found

@@ -71,7 +71,9 @@ def storages(arrays):
 def bump_storages(entries, starts, ends):
     """The storages are about to change in place: flag the rows that saved them (one scan of
     the tape for all) and count a version for each."""
-    layout.mark_modified(tape.chunk_addresses, starts, ends, np.array([e[1] for e in entries], np.int64))
+    tape.maybe_trim()  # the scan reads every row handed out: keep that to the live graph
+    layout.mark_modified(tape.chunk_addresses, tape.rows_in_use, starts, ends,
+                         np.array([e[1] for e in entries], np.int64))
     for entry in entries:
         entry[1] += 1
 
