@@ -5,6 +5,7 @@ it as is and flatten it for free). ``_node`` is the tensor's ``grad_fn`` for a r
 ``AccumulateGrad`` node for a leaf that requires grad, None otherwise.
 Op methods (``x.exp()``, ``x @ y``, ...) are attached by ``nbgrad.ops``.
 """
+import operator
 import sys
 import warnings
 import weakref
@@ -80,12 +81,13 @@ def _check_can_require_grad(dtype):
 def _leaf_node(tensor):
     """The AccumulateGrad node of a leaf (one tape row; its .grad buffer is allocated here)."""
     node = AccumulateGrad()
+    buffer = np.zeros(tensor._data.shape, tensor._data.dtype)  # before the row: a failure here leaks none
     r = tape.alloc_row()
     node._row = r
     node._arity = 0
     node._in0 = node._in1 = node._in2 = None
     node.variable_ref = weakref.ref(tensor)
-    node._grad_buffer = np.zeros(tensor._data.shape, tensor._data.dtype)
+    node._grad_buffer = buffer
     node._grad_tensor = None
     layout.record_leaf(tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK, node._grad_buffer.reshape(-1))
     return node
@@ -102,7 +104,9 @@ class Tensor:
             [3., 3.]])
     """
 
-    __slots__ = ("_data", "_node", "_requires_grad", "__weakref__")
+    # _grad_of: for a tensor that is some node's .grad, a weak reference to that node (its .data
+    # replaced means the backward accumulates into the new array); unset for the others.
+    __slots__ = ("_data", "_node", "_requires_grad", "_grad_of", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
 
     def __new__(cls, *args, **kwargs):
@@ -185,10 +189,14 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        changed = value._data.shape != self._data.shape or value._data.dtype != self._data.dtype
-        self._data = value._data
-        if changed and type(self._node) is AccumulateGrad:
-            self._node = _leaf_node(self)  # a new .grad buffer of the new shape and dtype
+        """Replace the values (sharing ``value``'s storage): rows of the graph that saved this
+        tensor as an input read the new values, as in PyTorch (see ``autograd/replace.py``)."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        if value._data is not self._data:
+            from .autograd.replace import replace_data
+
+            replace_data(self, value._data)
 
     @property
     def grad(self):
@@ -211,12 +219,18 @@ class Tensor:
         if not tape.row(node._row)[layout.FLAGS] & layout.GRAD_DEFINED:
             return None
         if node._grad_tensor is None:
-            node._grad_tensor = _wrap(buffer)
+            grad = node._grad_tensor = _wrap(buffer)
+            grad._grad_of = weakref.ref(node)
         return node._grad_tensor
 
     @grad.setter
     def grad(self, value):
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
+                            f"{type(value).__name__}")
         node = self._node
+        if engine.running and getattr(node, "_grad_buffer", None) is not None:
+            engine.graveyard.append(node._grad_buffer)  # a backward in another thread may be writing it
         if node is None or getattr(node, "_grad_buffer", None) is None:
             if value is None:
                 return
@@ -248,10 +262,11 @@ class Tensor:
             )
         if value._data.dtype != self._data.dtype:
             raise RuntimeError(f"assigned grad has dtype {value.dtype!r}; the tensor's is {self.dtype!r}")
-        if not value._data.flags.c_contiguous:
-            value = _wrap(_contiguous(value._data))
+        if not value._data.flags.c_contiguous or not value._data.flags.writeable:  # backward writes into it
+            value = _wrap(value._data.copy(order="C"))
         node._grad_buffer = value._data
         node._grad_tensor = value
+        value._grad_of = weakref.ref(node)
         layout.set_grad_buffer(rows, local, value._data.reshape(-1), flags | layout.GRAD_DEFINED)
 
     def retain_grad(self):
@@ -274,6 +289,8 @@ class Tensor:
 
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: the hook must be callable, got {type(hook).__name__}")
         return register_hook(self._node, self._data.shape, self._data.dtype, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
@@ -285,6 +302,8 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if type(self._node) is not AccumulateGrad:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: the hook must be callable, got {type(hook).__name__}")
         return register_post_accumulate_grad_hook(self._node, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -382,6 +401,19 @@ def _attach_grad_buffer(node, like, flags):
     layout.set_grad_buffer(
         tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK, node._grad_buffer.reshape(-1), flags
     )
+
+
+def _int_sizes(sizes, op, argument="size"):
+    """``sizes`` as Python ints; a float or anything else that is not an integer is a TypeError
+    (as PyTorch's), never truncated."""
+    result = []
+    for i, d in enumerate(sizes):
+        try:
+            result.append(operator.index(d))
+        except TypeError:
+            raise TypeError(f"{op}(): argument '{argument}' must be tuple of ints, but found element of type "
+                            f"{type(d).__name__} at pos {i}") from None
+    return tuple(result)
 
 
 def _normalize_dim(dim, ndim, op):

@@ -1,0 +1,144 @@
+"""``tensor.data = other``: a tensor's values replaced under its graph, as PyTorch defines it.
+
+Tape rows hold the addresses and sizes of what they read, so a tensor whose
+array changes under a recorded graph must leave every row consistent:
+
+- rows that saved the tensor's old array as an *input* read the new values
+  from now on (PyTorch saves an input as the tensor itself); rows that saved
+  it as their *output* keep the old values (PyTorch saves a copy of the
+  output's data). A new array of another shape makes those rows refuse to run.
+- the tensor gets a node of the new shape and dtype, so the ops recorded from
+  now on see sizes that match their input's row. Its gradient reaches the old
+  node as PyTorch's engine would hand it on: cast to the old dtype, summed
+  back to the old shape when that broadcasts to the new one, else an error
+  ("invalid gradient") when a backward gets there.
+- a leaf keeps accumulating into its ``.grad``: the old leaf row (which the
+  graphs recorded before refer to) hands its gradient to the new one, cast to
+  the new dtype; after a change of shape, a backward through the old graph
+  is refused (its gradient has the old shape).
+"""
+import numpy as np
+
+from ..kernels import tape as layout
+from . import tape
+from .node import AccumulateGrad
+from .registry import BY_OPCODE, OPCODE_PYTHON
+
+INVALID_GRADIENT = "{consumer}invalid gradient at index {index} - got %s but expected shape compatible with %s"
+
+
+def replace_data(tensor, new):
+    """Make ``new`` (a C-contiguous array) the values of ``tensor``."""
+    from .engine import _lock
+
+    old = tensor._data
+    node = tensor._node
+    owner = getattr(tensor, "_grad_of", None)
+    owner = owner() if owner is not None else None
+    if owner is not None and owner._grad_tensor is tensor:  # x.grad.data = ...: backward accumulates there now
+        _replace_grad(owner, tensor, old, new)
+        return
+    if node is not None and tensor._requires_grad and new.dtype.kind != "f":
+        raise RuntimeError("data set to a tensor that requires gradients must be floating point or complex dtype")
+    with _lock:  # a compiled backward in another thread may be reading the rows changed here
+        _follow_saved_inputs(old, new)
+        tensor._data = new
+        if node is None or (old.shape == new.shape and old.dtype == new.dtype):
+            return
+        if type(node) is AccumulateGrad:
+            _replace_leaf(tensor, node, old, new)
+        else:
+            _bridge(tensor, node, old, new)
+
+
+def _replace_grad(node, grad, old, new):
+    from . import engine
+
+    if new.shape != old.shape or new.dtype != old.dtype:
+        raise RuntimeError(f"assigned grad has data of a different size or type: {list(new.shape)} {new.dtype} "
+                           f"vs {list(old.shape)} {old.dtype}")
+    if not new.flags.writeable:
+        raise RuntimeError("assigned grad is read-only memory: backward writes into a .grad")
+    with engine._lock:
+        grad._data = new
+        node._grad_buffer = new
+        r = node._row
+        row = tape.row(r)
+        layout.set_grad_buffer(tape.chunks[r >> tape.CHUNK_SHIFT], r & tape.CHUNK_MASK, new.reshape(-1),
+                               int(row[layout.FLAGS] & (layout.LEAF | layout.RETAIN)) | layout.GRAD_DEFINED)
+
+
+def _follow_saved_inputs(old, new):
+    """Rows that saved ``old`` as an input read ``new`` from now on (or refuse to run)."""
+    if not old.size:
+        return
+    found = layout.find_saved(tape.chunk_addresses, tape.rows_in_use, old.ctypes.data, old.size)
+    for r, k in found.tolist():
+        saved = tape.saved[r]
+        op = BY_OPCODE.get(int(tape.row(r)[layout.OP]))
+        if saved is None or op is None or op.opcode == OPCODE_PYTHON:
+            continue  # a dead row, or a Function's (it saved the tensor itself: it reads .data when it runs)
+        name = op.saves[k]
+        if name not in op.inputs:
+            continue  # the output, or an index array: what was saved stays
+        values = list(saved) if isinstance(saved, tuple) else [saved]
+        if new.shape != old.shape:
+            tape.refuse(r, f"Function {op.grad_fn} cannot run: the tensor it saved as {name!r} was given .data of "
+                           f"shape {list(new.shape)}, but had shape {list(old.shape)} in the forward: the size of "
+                           f"tensor a ({old.size}) must match the size of tensor b ({new.size})")
+            continue
+        replacement = (new if new.dtype == old.dtype else new.astype(old.dtype)).reshape(values[k].shape)
+        values[k] = replacement
+        tape.saved[r] = tuple(values) if isinstance(saved, tuple) else replacement
+        tape.row(r)[layout.SAVED + k] = replacement.ctypes.data
+
+
+def _replace_leaf(tensor, node, old, new):
+    from .._tensor import _leaf_node
+
+    leaf = _leaf_node(tensor)
+    tensor._node = leaf
+    r = node._row
+    row = tape.row(r)
+    if old.shape != new.shape:
+        tape.refuse(r, INVALID_GRADIENT % (list(old.shape), list(new.shape)))
+        return
+    from .. import ops
+
+    if row[layout.FLAGS] & layout.GRAD_DEFINED:  # the .grad so far, in the new dtype
+        leaf._grad_buffer[...] = node._grad_buffer
+        tape.row(leaf._row)[layout.FLAGS] |= layout.GRAD_DEFINED
+    # The old row becomes a cast into the new leaf: graphs recorded before accumulate there.
+    row[layout.OP] = ops.TO.opcode
+    row[layout.FLAGS] &= layout.PYTHON  # its hooks still run there
+    row[layout.IN:layout.IN + layout.MAX_INPUTS] = (leaf._row, -1, -1)
+    row[layout.GRAD_BUF] = 0
+    row[layout.BCAST] = row[layout.BCAST + layout.BCAST_SIZE] = 0
+    node._in0 = leaf  # keeps the new leaf's row alive as long as the old graph can reach it
+    node._grad_buffer = None
+
+
+def _bridge(tensor, node, old, new):
+    """Give a non-leaf ``tensor`` a node of its new shape and dtype over its old ``node``."""
+    from .. import dtypes, ops
+    from .._tensor import _wrap
+    from .grad_mode import enable_grad
+
+    bridged = _wrap(old, node)
+    with enable_grad():
+        if old.shape != new.shape:
+            if _broadcasts(old.shape, new.shape):
+                bridged = ops._expand(bridged, new.shape)
+            else:
+                bridged = ops._apply(ops.VIEW, (bridged,), (old,), (), np.empty(new.shape, old.dtype))
+                tape.refuse(bridged._node._row, INVALID_GRADIENT % (list(new.shape), list(old.shape)))
+        if old.dtype != new.dtype:
+            bridged = ops._to_dtype(bridged, dtypes.from_numpy_dtype(new.dtype))
+    tensor._node = bridged._node
+
+
+def _broadcasts(shape, target):
+    """Whether ``shape`` broadcasts to ``target`` (PyTorch's ``is_expandable_to``)."""
+    if len(shape) > len(target):
+        return False
+    return all(n == 1 or n == m for n, m in zip(reversed(shape), reversed(target)))
