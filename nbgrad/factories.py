@@ -1,11 +1,12 @@
 """Tensor factories: ``tensor``, ``zeros``, ``randn``, ... with ``dtype=`` and ``requires_grad=``."""
 import builtins
 import numbers
+import warnings
 
 import numpy as np
 
 from . import dtypes
-from ._tensor import Tensor, _check_can_require_grad, _contiguous, _wrap
+from ._tensor import Tensor, _check_can_require_grad, _contiguous, _int_sizes, _wrap
 
 _generator = np.random.default_rng()
 
@@ -29,12 +30,12 @@ def _finish(data, requires_grad):
     return t
 
 
-def _shape(size):
+def _shape(size, op="empty"):
     if len(size) == 1 and isinstance(size[0], (tuple, list, Tensor)) or (
         len(size) == 1 and hasattr(size[0], "__iter__")
     ):
         size = tuple(size[0])
-    shape = tuple(int(d) for d in size)
+    shape = _int_sizes(size, op)
     if builtins.any(d < 0 for d in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
     return shape
@@ -109,27 +110,31 @@ def from_numpy(array):
     dtypes.from_numpy_dtype(array.dtype)
     if array.dtype not in [d.numpy for d in dtypes.ALL]:
         raise TypeError(f"from_numpy: NumPy dtype {array.dtype} is not supported; convert it first")
+    if not array.flags.writeable:
+        warnings.warn("The given NumPy array is not writable: nbgrad shares its memory, and in-place ops or an "
+                      "optimizer step on the tensor raise an error. Copy the array (or make it writable) first "
+                      "to change the tensor.", UserWarning, stacklevel=2)
     return _wrap(_contiguous(array))
 
 
-def _filled(fill, size, dtype, requires_grad, default=None):
-    data = np.full(_shape(size), fill, dtype=_numpy_dtype(dtype, default))
+def _filled(fill, size, dtype, requires_grad, default=None, op="full"):
+    data = np.full(_shape(size, op), fill, dtype=_numpy_dtype(dtype, default))
     return _finish(data, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    return _filled(0, size, dtype, requires_grad)
+    return _filled(0, size, dtype, requires_grad, op="zeros")
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of ones."""
-    return _filled(1, size, dtype, requires_grad)
+    return _filled(1, size, dtype, requires_grad, op="ones")
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
     """An uninitialized tensor."""
-    return _finish(np.empty(_shape(size), dtype=_numpy_dtype(dtype)), requires_grad)
+    return _finish(np.empty(_shape(size, "empty"), dtype=_numpy_dtype(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -163,13 +168,13 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
-    data = _generator.random(_shape(size)).astype(_numpy_dtype(dtype))
+    data = _generator.random(_shape(size, "rand")).astype(_numpy_dtype(dtype))
     return _finish(data, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
-    data = _generator.standard_normal(_shape(size)).astype(_numpy_dtype(dtype))
+    data = _generator.standard_normal(_shape(size, "randn")).astype(_numpy_dtype(dtype))
     return _finish(data, requires_grad)
 
 
@@ -177,7 +182,7 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
     """Integers in [low, high): ``randint(10, (3,))`` or ``randint(0, 10, (3,))``."""
     if size is None:
         low, high, size = 0, low, high
-    data = _generator.integers(low, high, _shape((size,)))
+    data = _generator.integers(low, high, _shape((size,), "randint"))
     return _finish(data.astype(_numpy_dtype(dtype, dtypes.int64)), requires_grad)
 
 

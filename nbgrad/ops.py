@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from . import dtypes
-from ._tensor import Tensor, _contiguous, _normalize_dim, _wrap
+from ._tensor import Tensor, _contiguous, _int_sizes, _normalize_dim, _wrap
 from .autograd import grad_mode, tape, versions
 from .autograd.node import AccumulateGrad, node_class
 from .autograd.registry import Swapped, _same, build, declare
@@ -96,9 +96,11 @@ CAT = declare("cat", "CatBackward0", None, (movement.cat_bwd_a, movement.cat_bwd
 SUM = declare("sum", "SumBackward0", reduce.sum_all_fwd, (reduce.sum_all_bwd,), floats=("scale",), keeps_shapes=True)
 SUM_DIMS = declare("sum_dims", "SumBackward1", movement.reduce_fwd, (movement.reduce_bwd,),
                    floats=("scale",), shapes=("shape", "strides"))
+# The caller gets a copy of the indices (the backward indexes with the graph's own); the row also
+# saves that copy, unread, so that an in-place change to it is refused as PyTorch refuses it.
 SELECT = declare("select", "MaxBackward0", reduce.select_fwd, (reduce.select_bwd,),
-                 arrays=(("indices", "int64"),), ints=("outer", "n", "inner", "largest"), saves=("indices",),
-                 keeps_shapes=True)
+                 arrays=(("indices", "int64"), ("caller_indices", "int64")), ints=("outer", "n", "inner", "largest"),
+                 saves=("indices", "caller_indices"), keeps_shapes=True)
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
                  inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
@@ -111,16 +113,19 @@ SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd
                   ints=("outer", "n", "inner", "take_log"), saves=("out",))
 LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
                       ints=("outer", "n", "inner", "take_log"), saves=("out",))
+# nll_loss and cross_entropy index with a copy of the caller's target; they also save the caller's
+# own, unread, so that an in-place change to it is refused as PyTorch refuses it.
 NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
-                   arrays=(("target", "int64"), ("weight", None)), ints=("n", "inner", "ignore_index", "reduction"),
-                   saves=("target", "weight"), keeps_shapes=True)
+                   arrays=(("target", "int64"), ("weight", None), ("caller_target", "int64")),
+                   ints=("n", "inner", "ignore_index", "reduction"), saves=("target", "weight", "caller_target"),
+                   keeps_shapes=True)
 # log_softmax and nll_loss in one node for (N, C) logits and class indices (F.cross_entropy's
 # common case): the softmax it saves is the gradient but for the target's 1, so its backward
 # needs no exp. The node is named as PyTorch's last one. It saves no logits (they may change
 # in place afterwards, as PyTorch allows): create_graph works from the softmax.
 CROSS_ENTROPY = declare("cross_entropy", "NllLossBackward0", nn.cross_entropy_fwd, (nn.cross_entropy_bwd,),
-                        arrays=(("target", "int64"), ("prob", None)), ints=("n", "ignore_index", "reduction"),
-                        saves=("target", "prob"))
+                        arrays=(("target", "int64"), ("prob", None), ("caller_target", "int64")),
+                        ints=("n", "ignore_index", "reduction"), saves=("target", "prob", "caller_target"))
 MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
                    ints=("reduction",), saves=("a", "b"))
 
@@ -171,7 +176,11 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
             forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
-            forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
+            try:
+                forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
+            except BaseException:
+                _give_back_row(node)
+                raise
             pick = op.pick_saved
             if pick is not None:
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
@@ -184,6 +193,15 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
 
 
 _NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
+
+
+def _give_back_row(node):
+    """A forward failed: its row goes back to the free list now (the node, which a traceback may
+    keep alive, no longer owns it)."""
+    r = node._row
+    del node._row
+    _saved[r] = None
+    tape.free_rows.append(r)
 
 
 def _unrolled_binary(op):
@@ -216,7 +234,11 @@ def _unrolled_binary(op):
             node._in0 = na
             node._in1 = nb
             node._in2 = None
-            forward(da, db, out, _row_addresses[r], na._row if ra else -1, nb._row if rb else -1)
+            try:
+                forward(da, db, out, _row_addresses[r], na._row if ra else -1, nb._row if rb else -1)
+            except BaseException:
+                _give_back_row(node)
+                raise
             if pick is not None:
                 _saved[r] = (da, db) if pick is _same else pick((da, db, out))
             t._node = node
@@ -228,6 +250,12 @@ def _unrolled_binary(op):
         return t
 
     return run
+
+
+def _not_a_tensor(name, value):
+    """The TypeError for a function of nbgrad called on something that is not a Tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(value).__name__}")
 
 
 _PYTHON_SCALARS = (float, int, builtins.bool)
@@ -648,19 +676,23 @@ def _to(self, *args, dtype=None, copy=False, **kwargs):
 
 def clone(input):
     """A copy with its own storage, differentiable."""
+    if type(input) is not Tensor:
+        _not_a_tensor("clone", input)
     data = input._data
     return _apply(CLONE, (input,), (data,), (), np.empty(data.shape, data.dtype))
 
 
 def contiguous(input):
     """The tensor itself: nbgrad tensors are always C-contiguous."""
+    if type(input) is not Tensor:
+        _not_a_tensor("contiguous", input)
     return input
 
 
 def _infer_shape(shape, numel, op):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    shape = tuple(int(d) for d in shape)
+    shape = _int_sizes(shape, op, "shape")
     if shape.count(-1) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred")
     known = math.prod(d for d in shape if d != -1)
@@ -675,6 +707,8 @@ def _infer_shape(shape, numel, op):
 
 def reshape(input, *shape):
     """The same values in a new shape; shares storage when the input is contiguous."""
+    if type(input) is not Tensor:
+        _not_a_tensor("reshape", input)
     data = input._data
     shape = _infer_shape(shape, data.size, "reshape")
     out = data.reshape(shape)
@@ -688,6 +722,8 @@ def view(input, *shape):
 
 
 def flatten(input, start_dim=0, end_dim=-1):
+    if type(input) is not Tensor:
+        _not_a_tensor("flatten", input)
     shape = input._data.shape
     if not shape:
         return reshape(input, 1)
@@ -714,6 +750,8 @@ def _permute(input, dims, node_name):
 
 def permute(input, *dims):
     """Dimensions reordered: ``x.permute(2, 0, 1)``."""
+    if type(input) is not Tensor:
+        _not_a_tensor("permute", input)
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     ndim = input._data.ndim
@@ -725,6 +763,8 @@ def permute(input, *dims):
 
 def transpose(input, dim0, dim1):
     """Dimensions ``dim0`` and ``dim1`` swapped."""
+    if type(input) is not Tensor:
+        _not_a_tensor("transpose", input)
     ndim = input._data.ndim
     dims = list(range(ndim))
     d0, d1 = _normalize_dim(dim0, ndim, "transpose"), _normalize_dim(dim1, ndim, "transpose")
@@ -736,6 +776,8 @@ def transpose(input, dim0, dim1):
 
 def t(input):
     """Transpose of a matrix (tensors of up to 2 dimensions)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("t", input)
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
     if input._data.ndim < 2:
@@ -756,6 +798,8 @@ def _view_as(input, shape, node_name):
 
 def unsqueeze(input, dim):
     """A new dimension of size 1 at ``dim``."""
+    if type(input) is not Tensor:
+        _not_a_tensor("unsqueeze", input)
     shape = input._data.shape
     d = _normalize_dim(dim, len(shape) + 1, "unsqueeze")
     return _view_as(input, shape[:d] + (1,) + shape[d:], "UnsqueezeBackward0")
@@ -763,6 +807,8 @@ def unsqueeze(input, dim):
 
 def squeeze(input, dim=None):
     """Dimensions of size 1 removed: all of them, or those of ``dim`` (an int or a tuple)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("squeeze", input)
     shape = input._data.shape
     if dim is None:
         return _view_as(input, tuple(n for n in shape if n != 1), "SqueezeBackward0")
@@ -782,6 +828,8 @@ def _expand(input, shape, node_name="ExpandBackward0"):
 
 def expand(input, *sizes):
     """``input`` repeated along its size-1 dimensions (and new leading ones); -1 keeps a size."""
+    if type(input) is not Tensor:
+        _not_a_tensor("expand", input)
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     shape = input._data.shape
@@ -791,7 +839,7 @@ def expand(input, *sizes):
     aligned = (None,) * (len(sizes) - len(shape)) + shape
     target = []
     for i, (want, have) in enumerate(zip(sizes, aligned)):
-        want = int(want)
+        want = _int_sizes((want,), "expand")[0]
         if want == -1:
             if have is None:
                 raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension {i}")
@@ -957,10 +1005,10 @@ def _getitem(self, index):
     if (isinstance(first, np.ndarray) and first.dtype.kind != "b" and data.ndim
             and builtins.all(isinstance(p, slice) and p == slice(None) for p in parts[1:])):
         n = data.shape[0]  # the common x[indices]: whole rows gathered
-        if first.size and (first.min() < -n or first.max() >= n):
-            bad = first[(first < -n) | (first >= n)].flat[0]
+        index = np.where(first < 0, first + n, first).reshape(-1)  # the graph's own copy, checked
+        if index.size and (index.min() < 0 or index.max() >= n):
+            bad = first.reshape(-1)[(index < 0) | (index >= n)][0]
             raise IndexError(f"index {bad} is out of bounds for dimension 0 with size {n}")
-        index = np.where(first < 0, first + n, first).reshape(-1)
         inner = math.prod(data.shape[1:])
         shape = first.shape + data.shape[1:]
     else:
@@ -995,6 +1043,9 @@ def _in_place(self, name, compute, *operands):
     if not isinstance(self, Tensor):
         raise TypeError(f"{name}(): expected a Tensor, got {type(self).__name__}")
     data = self._data
+    if not data.flags.writeable:
+        raise RuntimeError(f"{name}(): the tensor's memory is read-only (from_numpy of a non-writable array); "
+                           "clone() it first")
     recording = _state.enabled and (
         self._requires_grad or builtins.any(isinstance(t, Tensor) and t._requires_grad for t in operands))
     if recording:
@@ -1140,6 +1191,8 @@ _SUM_NODES = (SUM.node_class, SUM_DIMS.node_class)
 
 def sum(input, dim=None, keepdim=False, dtype=None):
     """Sum of all elements, or over ``dim`` (int or tuple); integers sum to int64."""
+    if type(input) is not Tensor:
+        _not_a_tensor("sum", input)
     data = input._data
     if dim is None and dtype is None and data.dtype.kind == "f":
         return _apply(SUM, (input,), (data,), (1.0,), np.empty((), data.dtype))
@@ -1155,6 +1208,8 @@ _MEAN_NODE = node_class("MeanBackward0")
 
 def mean(input, dim=None, keepdim=False, dtype=None):
     """Mean of all elements, or over ``dim``; NaN for an empty reduction."""
+    if type(input) is not Tensor:
+        _not_a_tensor("mean", input)
     data = input._data
     if dim is None and dtype is None and data.dtype.kind == "f" and data.size:
         return _apply(SUM, (input,), (data,), (1.0 / data.size,), np.empty((), data.dtype), _MEAN_NODE)
@@ -1180,6 +1235,8 @@ def _renamed(result, node_name):
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` (all elements by default), dividing by n - correction (1: unbiased)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("var", input)
     if correction is None:
         correction = 0 if unbiased is False else 1
     x = _float_input(input)
@@ -1194,11 +1251,15 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation: the square root of ``var``."""
+    if type(input) is not Tensor:
+        _not_a_tensor("std", input)
     return _renamed(sqrt(var(input, dim, unbiased, keepdim, correction=correction)), "StdBackward0")
 
 
 def norm(input, p="fro", dim=None, keepdim=False):
     """Vector p-norm of all elements (or over ``dim``): 2 ("fro") by default, any p > 0, or inf."""
+    if type(input) is not Tensor:
+        _not_a_tensor("norm", input)
     x = _float_input(input)
     if p in ("fro", 2, 2.0):
         result = sqrt(sum(mul(x, x), dim=dim, keepdim=keepdim))
@@ -1250,14 +1311,21 @@ def _select(input, dim, keepdim, largest, name, record=True):
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
         kept = (shape[:d] + (1,) * keepdim + shape[d + 1:]) if data.ndim else ()
     indices = np.empty(kept, np.int64)
+    caller = np.empty(kept, np.int64) if record and dim is not None else _NO_INDICES
     out = np.empty(kept, data.dtype)
-    params = (indices, outer, n, inner, int(largest))
+    params = (indices, caller, outer, n, inner, int(largest))
     if not record:
         SELECT.forward(data.reshape(-1), *params, out, 0, -1)
         return out, indices
     suffix = "Backward1" if dim is None else "Backward0"
     values = _apply(SELECT, (input,), (data,), params, out, node_class(name.capitalize() + suffix))
-    return values if dim is None else _ValuesIndices((values, _wrap(indices)))
+    if dim is None:
+        return values
+    np.copyto(caller, indices)
+    return _ValuesIndices((values, _wrap(caller)))
+
+
+_NO_INDICES = np.empty(0, np.int64)
 
 
 def max(input, dim=None, keepdim=False):
@@ -1297,11 +1365,15 @@ def _softmax_like(op, input, dim, dtype, name):
 
 def softmax(input, dim=None, dtype=None):
     """exp(x) / sum(exp(x)) along ``dim``, exact for logits of any size."""
+    if type(input) is not Tensor:
+        _not_a_tensor("softmax", input)
     return _softmax_like(SOFTMAX, input, dim, dtype, "softmax")
 
 
 def log_softmax(input, dim=None, dtype=None):
     """log(softmax(x)) along ``dim``, computed without forming softmax (no -inf for tiny probabilities)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("log_softmax", input)
     return _softmax_like(LOG_SOFTMAX, input, dim, dtype, "log_softmax")
 
 
@@ -1379,6 +1451,8 @@ def _flat_contiguous(t):
 
 def mm(input, mat2):
     """Product of two matrices (2-D only)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("mm", input)
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(
             f"mm: both arguments must be matrices, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}"
@@ -1426,16 +1500,22 @@ ge = _comparison("ge", ">=")
 
 def all(input):
     """True when every element is nonzero (a 0-d bool tensor)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("all", input)
     return _wrap(np.array(ew.all_nonzero(_flat_contiguous(input))))
 
 
 def any(input):
     """True when some element is nonzero (a 0-d bool tensor)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("any", input)
     return _wrap(np.array(ew.any_nonzero(_flat_contiguous(input))))
 
 
 def equal(input, other):
     """True when both have the same shape and values."""
+    if type(input) is not Tensor:
+        _not_a_tensor("equal", input)
     return input.shape == other.shape and builtins.bool(all(eq(input, other)))
 
 

@@ -82,21 +82,26 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if target._data.shape != expected:
         raise ValueError(f"nll_loss: expected target of shape {expected} for input of shape {tuple(shape)}, "
                          f"got {tuple(target.shape)}")
-    t = target._data.reshape(-1)
+    t = target._data.reshape(-1).copy()  # the graph's own: the backward indexes with it
     bad = kernels.first_bad_target(t, classes, int(ignore_index))
     if bad >= 0:
         raise IndexError(f"Target {t[bad]} is out of bounds (nll_loss over {classes} classes).")
     if weight is None:
         w = np.empty(0, x._data.dtype)
     else:
-        _check_tensor("nll_loss", "weight", weight)
-        if tuple(weight.shape) != (classes,):
-            raise RuntimeError(f"nll_loss: weight of shape {tuple(weight.shape)} for {classes} classes "
-                               f"(expected ({classes},))")
+        _check_weight("nll_loss", weight, classes)
         w = np.ascontiguousarray(weight._data, x._data.dtype)
     inner = math.prod(shape[2:])
     out = np.empty(expected if code == 0 else (), x._data.dtype)
-    return ops._apply(ops.NLL_LOSS, (x,), (x._data,), (t, w, classes, inner, int(ignore_index), code), out)
+    return ops._apply(ops.NLL_LOSS, (x,), (x._data,), (t, w, target._data, classes, inner, int(ignore_index), code),
+                      out)
+
+
+def _check_weight(op, weight, classes):
+    _check_tensor(op, "weight", weight)
+    if tuple(weight.shape) != (classes,):
+        raise RuntimeError(f"{op}: weight tensor should be defined either for all {classes} classes or no classes "
+                           f"but got weight tensor of shape: {list(weight.shape)}")
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -111,16 +116,18 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if (weight is None and not label_smoothing and x.ndim == 2 and x.dtype.kind == "f" and t.dtype == np.int64
             and t.shape == x.shape[:1]):  # one fused node
         n = x.shape[1]
-        bad = kernels.first_bad_target(t, n, int(ignore_index))
+        own = t.copy()  # the graph's own: the backward indexes with it, whatever the caller does to theirs
+        bad = kernels.first_bad_target(own, n, int(ignore_index))
         if bad >= 0:
-            raise IndexError(f"Target {t[bad]} is out of bounds (cross_entropy over {n} classes).")
-        return ops._apply(ops.CROSS_ENTROPY, (input,), (x,), (t, np.empty(x.shape, x.dtype), n, int(ignore_index),
-                          code), np.empty(x.shape[:1] if code == 0 else (), x.dtype))
+            raise IndexError(f"Target {own[bad]} is out of bounds (cross_entropy over {n} classes).")
+        return ops._apply(ops.CROSS_ENTROPY, (input,), (x,), (own, np.empty(x.shape, x.dtype), t, n,
+                          int(ignore_index), code), np.empty(x.shape[:1] if code == 0 else (), x.dtype))
     class_dim = 1 if input.ndim >= 2 else 0
     classes = input.shape[class_dim] if input.ndim else 0
+    if weight is not None:
+        _check_weight("cross_entropy", weight, classes)
     log_p = log_softmax(input, class_dim)
     if weight is not None:
-        _check_tensor("cross_entropy", "weight", weight)
         class_weight = weight.reshape((classes,) + (1,) * (input.ndim - class_dim - 1))
     if target.dtype.is_floating_point:  # class probabilities
         if tuple(target.shape) != tuple(input.shape):
