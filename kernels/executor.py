@@ -102,24 +102,12 @@ def refused(flags):
 
 
 @njit
-def first_refused(chunks, order, start, count):
-    """The first of the rows ``order[start:count]`` that the executor refuses, or -1: checked
-    again after Python ran a row, since a hook may release or change what later rows read."""
-    for k in range(start, count):
-        if refused(row_at(chunks, order[k])[FLAGS]):
-            return order[k]
-    return -1
-
-
-@njit
 def plan(chunks, root, epoch, accumulate, order):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
     ``order`` is the caller's buffer for the rows, used when big enough (a fresh one
     costs an allocation, and handing it back to Python a slow path of Numba's boxing).
-    Returns ``(order, count, arena_bytes, bad_row)``; ``bad_row >= 0`` is a
-    row whose saved buffers were released by an earlier backward or changed by an
-    in-place op. With ``accumulate`` leaves accumulate straight into ``.grad``;
+    Returns ``(order, count, arena_bytes)``. With ``accumulate`` leaves accumulate straight into ``.grad``;
     without (``autograd.grad``), every row's gradient gets a slot in the arena.
     """
     if order.size == 0:
@@ -150,14 +138,10 @@ def plan(chunks, root, epoch, accumulate, order):
     order[0] = root
     count = 1
     head = 0
-    bad_row = -1
     while head < count:  # Kahn's order: a row comes after all its consumers
         row = row_at(chunks, order[head])
         head += 1
-        flags = row[FLAGS]
-        if bad_row < 0 and refused(flags):
-            bad_row = order[head - 1]
-        if flags & LEAF:
+        if row[FLAGS] & LEAF:
             continue
         for i in range(MAX_INPUTS):
             j = row[IN + i]
@@ -170,8 +154,6 @@ def plan(chunks, root, epoch, accumulate, order):
                 order[count] = j
                 count += 1
     arena_bytes = 0
-    if bad_row >= 0:
-        return order, count, arena_bytes, bad_row
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
         row = row_at(chunks, order[k])
         flags = row[FLAGS]
@@ -180,7 +162,7 @@ def plan(chunks, root, epoch, accumulate, order):
         else:
             row[SLOT] = arena_bytes
             arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
-    return order, count, arena_bytes, bad_row
+    return order, count, arena_bytes
 
 
 @njit

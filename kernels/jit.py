@@ -8,9 +8,12 @@ folder and a fresh compile, never stale machine code.
 
 - ``NBGRAD_CACHE=0`` turns the on-disk cache off.
 - ``NBGRAD_DEBUG=1`` compiles every kernel with bounds checks on every index
-  and fills every gradient buffer a backward kernel receives with NaN
-  before it runs (a kernel that fails to write all of it shows NaN); it is
-  cached apart from the normal build.
+  and fills every gradient buffer a backward kernel must overwrite with NaN
+  before it runs (what it fails to write shows as NaN); it is cached apart
+  from the normal build. The bounds checks reach every function Numba
+  compiles in the process (``register_op`` kernels too), and Numba's cache
+  for functions decorated after nbgrad loads moves to a folder of the debug
+  build's (Numba's cache does not tell builds with and without checks apart).
 - ``NBGRAD_CACHE_DIR`` chooses the folder, else ``$NUMBA_CACHE_DIR/nbgrad`` when
   that is set; by default it is ``__generated__`` beside these kernels when
   writable (a virtual environment, a checkout), else ``~/.cache/nbgrad`` (or
@@ -127,6 +130,10 @@ def sources_key(folder=KERNELS_DIR):
 
 SOURCES_KEY = sources_key()
 BUILD = "debug-" if DEBUG else ""  # the debug build's caches and glue live apart from the normal one's
+if DEBUG:
+    numba.config.BOUNDSCHECK = True
+    if CACHE:
+        numba.config.CACHE_DIR = str(cache_root() / "debug-functions")
 _cache_dir = None
 
 

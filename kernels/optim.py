@@ -13,8 +13,9 @@ import numpy as np
 from .jit import njit
 from .tape import FLAGS, GRAD_BUF, GRAD_DEFINED, ITEMSIZE, NUMEL, row_at, view
 
-# Columns of the parameter table.
-ROW, DATA, STATE0, STATE1, STEP = range(5)
+# Columns of the parameter table (UPDATED: written by the step, 1 where it updated the parameter).
+ROW, DATA, STATE0, STATE1, STEP, UPDATED = range(6)
+COLUMNS = 6
 # Columns of the hyper-parameter table: SGD reads LR..NESTEROV, Adam LR, WEIGHT_DECAY and BETA1..EPS.
 LR, WEIGHT_DECAY, MOMENTUM, DAMPENING, NESTEROV, BETA1, BETA2, EPS, DECOUPLED = range(9)
 SGD, ADAM = 0, 1
@@ -71,11 +72,13 @@ def step(chunks, kind, table, hyper):
     """One update of every parameter in ``table`` that has a gradient; returns how many."""
     updated = 0
     for k in range(table.shape[0]):
+        table[k, UPDATED] = 0
         if table[k, ROW] < 0:  # a parameter that has never had a .grad
             continue
         row = row_at(chunks, table[k, ROW])
         if not row[FLAGS] & GRAD_DEFINED:
             continue
+        table[k, UPDATED] = 1
         if row[ITEMSIZE] == 4:
             _update(kind, row, table[k], hyper[k], np.float32)
         else:

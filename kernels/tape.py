@@ -121,7 +121,8 @@ def record(row, op, out, in0, in1, in2):
     row[IN] = in0
     row[IN + 1] = in1
     row[IN + 2] = in2
-    row[SAVED] = row[SAVED + 1] = row[SAVED + 2] = 0  # what mark_modified compares with
+    row[SAVED] = row[SAVED + 1] = row[SAVED + 2] = 0  # what mark_modified compares with (0: not saved)
+    row[SAVED_NUMEL] = row[SAVED_NUMEL + 1] = row[SAVED_NUMEL + 2] = 0
     row[GRAD_BUF] = 0
     row[MARK] = 0
     row[BCAST] = 0

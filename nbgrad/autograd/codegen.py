@@ -25,9 +25,9 @@ import numpy as np
 from numba import prange
 
 from nbgrad.kernels.executor import (
-    DONE, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, first_refused, fresh_grad_of,
-    grad_of, input_grad, input_grad_fresh, mark_unwritten, plan, release, settle, settle_row, sum_to_input,
-    write_retained,
+    DONE, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, fresh_grad_of,
+    grad_of, input_grad, input_grad_fresh, mark_unwritten, plan, refused, release, settle, settle_row,
+    sum_to_input, write_retained,
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.executor import KERNEL_FAILED
@@ -111,28 +111,27 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
     ``order[:count]`` are the rows whose saved buffers Python can drop), or the
     position in ``order`` of a Python row (call again with ``resume`` set to it),
     or ``-2 - row`` for a row it refuses (saved buffers released or changed, see
-    ``refused``), checked before anything runs and again at each resume, or
+    ``refused``: checked as each row comes up, what ran before stays done), or
     NEEDS when a row's backward is not compiled yet (nothing ran: compile the
     ones that ``order[:count]`` need and call again).
     """
     if resume < 0:
-        order, count, arena_bytes, bad_row = plan(chunks, root, epoch, accumulate, order)
-        if bad_row >= 0:
-            return -2 - bad_row, order, count, arena
+        order, count, arena_bytes = plan(chunks, root, epoch, accumulate, order)
         for k in range(count):
             row = row_at(chunks, order[k])
             if not row[FLAGS] & LEAF and backward_of(row, backwards) == 0:
                 return NEEDS, order, count, arena
         arena = prepare(chunks, root, root_grad, order, count, arena_bytes, arena)
     else:
-        bad_row = first_refused(chunks, order, resume + 1, count)  # Python may have released or changed rows
-        if bad_row >= 0:
-            return -2 - bad_row, order, count, arena
         mark_unwritten(chunks, order, resume + 1, count, False)
     base = arena.ctypes.data
     for k in range(max(resume, 0), count):
         r = order[k]
-        if row_at(chunks, r)[FLAGS] & PYTHON and k != resume:
+        flags = row_at(chunks, r)[FLAGS]
+        if k != resume and refused(flags):  # checked as each row comes: Python may have changed rows meanwhile
+            settle(chunks, order, k, count, base)  # what ran stays accumulated, as in PyTorch
+            return -2 - r, order, count, arena
+        if flags & PYTHON and k != resume:
             settle(chunks, order, k, count, base)  # Python reads and adds to gradients as plain arrays
             return k, order, count, arena
         run_row(chunks, r, base, backwards, accumulate)
@@ -218,8 +217,14 @@ def _forward_source(op, parallel=False):
     lines.append("    if row_address:")
     lines.append("        row = view(row_address, WIDTH, np.int64)")
     lines.append(f"        record(row, {op.opcode}, out, {recorded})")
+    readers = _readers(op)
     for k, name in enumerate(op.saves):
-        lines.append(f"        save(row, {k}, {name})")
+        if readers.get(name) is None:  # read by no kernel (kept for the version check): always saved
+            lines.append(f"        save(row, {k}, {name})")
+        else:  # only for the gradients that will be computed, as PyTorch saves: no version check for the rest
+            needed = " or ".join(f"in{i} >= 0" for i in sorted(readers[name]))
+            lines.append(f"        if {needed}:")
+            lines.append(f"            save(row, {k}, {name})")
     for k, name in enumerate(op.floats):
         lines.append(f"        save_float(row, {k}, {name})")
     for k, name in enumerate(op.ints):
@@ -227,6 +232,18 @@ def _forward_source(op, parallel=False):
     for k, name in enumerate(op.shapes):
         lines.append(f"        save_shape(row, {k}, {name})")
     return "\n".join(lines)
+
+
+def _readers(op):
+    """For each name a backward kernel of ``op`` reads: the inputs whose kernels read it."""
+    readers = {}
+    for i, kernel in enumerate(op.bwd):
+        if kernel is None:
+            continue
+        names = list(inspect.signature(kernel.py_func).parameters)[:-1]
+        for name in names:
+            readers.setdefault(kernel.argument(name) if hasattr(kernel, "argument") else name, set()).add(i)
+    return readers
 
 
 def _pass_through_scale(kernel):

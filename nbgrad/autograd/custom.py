@@ -40,7 +40,11 @@ def register_op(name, forward, backward, *, inputs=("x",), floats=(), ints=(), d
     - ``backward`` has one kernel per input (None: no gradient for it), each
       ``(g, <what it reads by name>, grad)``: ``g`` is the output's gradient and the
       kernel ADDS the input's gradient into ``grad`` (flat, the input's size).
-      Besides inputs and parameters it may read ``out``, the forward's result.
+      Besides inputs and parameters it may read ``out``, the forward's result,
+      and ``fresh``: True when ``grad`` holds no gradient yet (stale bytes), and
+      then the kernel must overwrite all of it instead of adding (it saves
+      nbgrad zeroing it first; ``NBGRAD_DEBUG=1`` fills it with NaN to show
+      what such a kernel fails to write).
     - ``floats`` and ``ints`` name scalar parameters, passed by keyword
       (``defaults`` gives their default values).
     - ``shape``: None for an elementwise op (inputs broadcast as in NumPy, the
@@ -69,7 +73,7 @@ def register_op(name, forward, backward, *, inputs=("x",), floats=(), ints=(), d
     known = set(inputs + params)
     for kernel, what in ((forward, "forward"), *((k, f"backward[{i}]") for i, k in enumerate(backward) if k)):
         names = _kernel_parameters(kernel, what, name)
-        allowed = known | ({"g", "out"} if what != "forward" else set())
+        allowed = known | ({"g", "out", "fresh"} if what != "forward" else set())
         unknown = [p for p in names[:-1] if p not in allowed]
         if len(names) < 2 or unknown:
             raise ValueError(f"register_op({name!r}): the {what} kernel's parameters {names} must be names "

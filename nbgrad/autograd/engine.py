@@ -17,7 +17,7 @@ import numpy as np
 from ..kernels import executor
 from ..kernels import tape as layout
 from ..kernels.executor import DONE, NEEDS
-from . import function, tape
+from . import function, grad_mode, tape
 
 # How many times the compiled executor ran a graph (for tests: one per graph without hooks).
 executor_calls = 0
@@ -234,17 +234,18 @@ def run(root, seed, retain_graph, accumulate=True, inputs=()):
         tape.maybe_trim()
 
 
-class _Unlocked:
-    """Release the engine lock while Python code runs inside a backward."""
+class _PythonInBackward:
+    """Python code run by a backward (hooks, Python Functions): without the engine lock and, as in
+    PyTorch's engine, with grad mode off; the caller's grad mode comes back whatever the code did."""
 
     def __enter__(self):
+        self.mode = grad_mode.state.enabled
+        grad_mode.state.enabled = False
         _lock.release()
 
     def __exit__(self, *exc):
         _lock.acquire()
-
-
-_unlocked = _Unlocked()
+        grad_mode.state.enabled = self.mode
 
 
 def _run(root, seed, retain_graph, accumulate, inputs):
@@ -259,7 +260,7 @@ def _run(root, seed, retain_graph, accumulate, inputs):
         while status >= 0:  # a PYTHON row: run its hooks, then resume there
             reusable = False  # hooks saw views of the arena: never hand it out again
             planned = executor.slots(tape.chunk_addresses, order, count)
-            with _unlocked:
+            with _PythonInBackward():
                 _run_python_row(order[status], arena)
             executor.restore_slots(tape.chunk_addresses, order, count, planned)
             status, order, count, arena, _ = _execute(
@@ -275,9 +276,15 @@ def _run(root, seed, retain_graph, accumulate, inputs):
         post_hooks = _post_hooked and accumulate and _reached_post_hooks(epoch)
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         cache.arena, cache.order = arena, order
-    for tensor, hooks in post_hooks or ():
-        for hook in hooks:
-            hook(tensor)
+    if post_hooks:
+        mode = grad_mode.state.enabled
+        grad_mode.state.enabled = False
+        try:
+            for tensor, hooks in post_hooks:
+                for hook in hooks:
+                    hook(tensor)
+        finally:
+            grad_mode.state.enabled = mode
     return found
 
 

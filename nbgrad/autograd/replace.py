@@ -17,6 +17,8 @@ array changes under a recorded graph must leave every row consistent:
   the new dtype; after a change of shape, a backward through the old graph
   is refused (its gradient has the old shape).
 """
+import weakref
+
 import numpy as np
 
 from ..kernels import tape as layout
@@ -72,8 +74,11 @@ def _follow_saved_inputs(old, new):
     """Rows that saved ``old`` as an input read ``new`` from now on (or refuse to run)."""
     if not old.size:
         return
-    found = layout.find_saved(tape.chunk_addresses, tape.rows_in_use, old.ctypes.data, old.size)
-    for r, k in found.tolist():
+    found = layout.find_saved(tape.chunk_addresses, tape.rows_in_use, old.ctypes.data, old.size).tolist()
+    entry = _casts.pop(id(old), None)  # rows reading a copy of old in their own dtype follow it too
+    if entry is not None and entry[0]() is old:
+        found += [(r, k) for r, k, copy in entry[1] if _saved_value(r, k) is copy]
+    for r, k in found:
         saved = tape.saved[r]
         op = BY_OPCODE.get(int(tape.row(r)[layout.OP]))
         if saved is None or op is None or op.opcode == OPCODE_PYTHON:
@@ -87,10 +92,33 @@ def _follow_saved_inputs(old, new):
                            f"shape {list(new.shape)}, but had shape {list(old.shape)} in the forward: the size of "
                            f"tensor a ({old.size}) must match the size of tensor b ({new.size})")
             continue
-        replacement = (new if new.dtype == old.dtype else new.astype(old.dtype)).reshape(values[k].shape)
+        kept = values[k]
+        replacement = (new if new.dtype == kept.dtype else new.astype(kept.dtype)).reshape(kept.shape)
+        if replacement.base is not new and replacement is not new:  # a copy in the row's dtype: remember it
+            _remember_cast(new, r, k, replacement)
         values[k] = replacement
         tape.saved[r] = tuple(values) if isinstance(saved, tuple) else replacement
         tape.row(r)[layout.SAVED + k] = replacement.ctypes.data
+
+
+_casts = {}  # id(array) -> (weak reference to it, [(row, k, copy)]): rows reading a copy of it in another dtype
+
+
+def _remember_cast(source, r, k, copy):
+    if len(_casts) > 1024:
+        for key in [key for key, (ref, _) in _casts.items() if ref() is None]:
+            del _casts[key]
+    entry = _casts.get(id(source))
+    if entry is None or entry[0]() is not source:
+        entry = _casts[id(source)] = (weakref.ref(source), [])
+    entry[1].append((r, k, copy))
+
+
+def _saved_value(r, k):
+    saved = tape.saved[r]
+    if saved is None:
+        return None
+    return saved[k] if isinstance(saved, tuple) else (saved if k == 0 else None)
 
 
 def _replace_leaf(tensor, node, old, new):

@@ -112,7 +112,7 @@ class Optimizer:
             return self._int_table
         self._sync_steps()
         params = self._params()
-        table = np.zeros((len(params), 5), np.int64)
+        table = np.zeros((len(params), kernel.COLUMNS), np.int64)
         for k, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
@@ -148,8 +148,14 @@ class Optimizer:
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
         loss = closure() if closure is not None else None
         table = self._table()
-        versions.bump_storages(*self._storages)  # a graph that saved a parameter must not see new values
-        kernel.step(tape.chunk_addresses, self.kind, table, self._hyper())
+        updated = kernel.step(tape.chunk_addresses, self.kind, table, self._hyper())
+        # a graph that saved a parameter must not see its new values: count a version for those updated
+        if updated == len(table):
+            versions.bump_storages(*self._storages)
+        elif updated:
+            entries, starts, ends = self._storages
+            mask = table[:, kernel.UPDATED] != 0
+            versions.bump_storages([e for e, m in zip(entries, mask.tolist()) if m], starts[mask], ends[mask])
         return loss
 
     def _sync_steps(self):
