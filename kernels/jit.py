@@ -138,17 +138,29 @@ _cache_dir = None
 
 
 def cache_dir():
-    """Numba's cache for this version of the kernels (made, and older versions removed, on first use)."""
+    """Numba's cache for this version of the kernels (made on first use, when the caches of other
+    versions unused for a day are removed)."""
     global _cache_dir
     if _cache_dir is None:
         root = cache_root()
         folder = root / f"numba-{BUILD}{SOURCES_KEY}"
         folder.mkdir(parents=True, exist_ok=True)
-        for old in root.glob("numba-*"):  # caches of earlier kernel sources (of this build): never read again
-            if old != folder and old.name.startswith("numba-debug-") == DEBUG:
+        for old in root.glob("numba-*"):  # caches of other kernel sources (of this build)
+            if old != folder and old.name.startswith("numba-debug-") == DEBUG and unused_for_a_day(old):
                 shutil.rmtree(old, ignore_errors=True)
         _cache_dir = folder
     return _cache_dir
+
+
+def unused_for_a_day(path):
+    """Whether nothing wrote ``path`` for a day: the cache of another version of nbgrad, which a
+    process still running it (or another install sharing the folder) may be using otherwise."""
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime > 86400
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

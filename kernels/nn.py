@@ -82,13 +82,16 @@ def softmax_bwd(g, out, outer, n, inner, take_log, gx):
 # Reductions of the losses: 0 'none', 1 'mean', 2 'sum'.
 
 @njit
-def first_bad_target(target, classes, ignore_index):
-    """The position of the first class index outside [0, classes) (not ignore_index), or -1"""
+def private_targets(target, classes, ignore_index, out):
+    """out = target, the graph's own copy (the backward indexes with it); returns the position of
+    the first class index outside [0, classes) (not ignore_index), or -1"""
+    bad = -1
     for i in range(target.size):
         t = target[i]
-        if t != ignore_index and (t < 0 or t >= classes):
-            return i
-    return -1
+        out[i] = t
+        if bad < 0 and t != ignore_index and (t < 0 or t >= classes):
+            bad = i
+    return bad
 
 
 @njit

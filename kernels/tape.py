@@ -184,6 +184,8 @@ def mark_modified(chunks, rows, starts, ends, versions):
     returns how many."""
     flagged = 0
     for c in range(chunks.size):
+        if not chunks[c]:  # a chunk given back
+            continue
         table = view(chunks[c], CHUNK_ROWS * WIDTH, np.int64)
         for base in range(0, min(rows - c * CHUNK_ROWS, CHUNK_ROWS) * WIDTH, WIDTH):
             flags = table[base + FLAGS]
@@ -210,16 +212,19 @@ def find_saved(chunks, rows, address, numel):
     found = np.empty((0, 2), np.int64)
     for sweep in range(2):  # count, then fill
         n = 0
-        for r in range(rows):
-            row = row_at(chunks, r)
-            if not _saves_live(row[FLAGS]):
+        for c in range(chunks.size):
+            if not chunks[c]:  # a chunk given back
                 continue
-            for k in range(3):
-                if numel and row[SAVED + k] == address and row[SAVED_NUMEL + k] == numel:
-                    if sweep:
-                        found[n, 0] = r
-                        found[n, 1] = k
-                    n += 1
+            for r in range(c * CHUNK_ROWS, min(rows, (c + 1) * CHUNK_ROWS)):
+                row = row_at(chunks, r)
+                if not _saves_live(row[FLAGS]):
+                    continue
+                for k in range(3):
+                    if numel and row[SAVED + k] == address and row[SAVED_NUMEL + k] == numel:
+                        if sweep:
+                            found[n, 0] = r
+                            found[n, 1] = k
+                        n += 1
         if not sweep:
             found = np.empty((n, 2), np.int64)
     return found

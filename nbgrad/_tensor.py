@@ -135,6 +135,11 @@ class Tensor:
     def numel(self):
         return self._data.size
 
+    def __iter__(self):
+        if not self._data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
     def __len__(self):
         if not self._data.ndim:
             raise TypeError("len() of a 0-d tensor")
@@ -184,8 +189,9 @@ class Tensor:
 
     @property
     def data(self):
-        """The same storage, detached from the graph."""
-        return _wrap(self._data)
+        """The same storage, detached from the graph (a tensor of its own: its ``.data`` may be
+        replaced without touching this one's)."""
+        return _wrap(self._data.view())
 
     @data.setter
     def data(self, value):
@@ -255,6 +261,8 @@ class Tensor:
                 node._grad_buffer = np.zeros(self._data.shape, self._data.dtype)
                 layout.set_grad_buffer(rows, local, node._grad_buffer.reshape(-1), flags)
             return
+        if value is self:
+            raise RuntimeError("can't assign Variable as its own grad")
         if value._data.shape != self._data.shape:
             raise RuntimeError(
                 f"assigned grad has data of a different size: {tuple(value.shape)} "
@@ -317,7 +325,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this storage, with no history."""
-        return _wrap(self._data)
+        return _wrap(self._data.view())
 
     def detach_(self):
         """Detach in place: this tensor becomes a leaf that does not require grad (a leaf keeps its .grad)."""

@@ -114,7 +114,8 @@ def from_numpy(array):
         warnings.warn("The given NumPy array is not writable: nbgrad shares its memory, and in-place ops or an "
                       "optimizer step on the tensor raise an error. Copy the array (or make it writable) first "
                       "to change the tensor.", UserWarning, stacklevel=2)
-    return _wrap(_contiguous(array))
+    # a view: the tensor's own array over the memory (its .data may be replaced, another's stays)
+    return _wrap(array.view() if array.flags.c_contiguous else _contiguous(array))
 
 
 def _filled(fill, size, dtype, requires_grad, default=None, op="full"):
@@ -150,6 +151,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     """Values from ``start`` to ``end`` (excluded) by ``step``; integers unless a bound is a float."""
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
+                           f"(start {start}, end {end}, step {step})")
     integral = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
     default = dtypes.int64 if integral else None
     data = np.arange(start, end, step, dtype=np.float64 if not integral else np.int64)

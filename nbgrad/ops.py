@@ -44,8 +44,10 @@ COS = elementwise("cos", "CosBackward0", ew.cos_fwd, (ew.cos_bwd,), saves=("x",)
 CLAMP = elementwise("clamp", "ClampBackward1", ew.clamp_fwd, (ew.clamp_bwd,), floats=("low", "high"), saves=("x",))
 
 ADD_SCALAR = elementwise("add_scalar", "AddBackward0", ew.add_scalar_fwd, (ew.identity_bwd,), floats=("p",))
-MUL_SCALAR = elementwise("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",))
-DIV_SCALAR = elementwise("div_scalar", "DivBackward0", ew.div_scalar_fwd, (ew.div_scalar_bwd,), floats=("p",))
+MUL_SCALAR = elementwise("mul_scalar", "MulBackward0", ew.mul_scalar_fwd, (ew.mul_scalar_bwd,), floats=("p",),
+                         saves_number=True)
+DIV_SCALAR = elementwise("div_scalar", "DivBackward0", ew.div_scalar_fwd, (ew.div_scalar_bwd,), floats=("p",),
+                         saves_number=True)
 RSUB_SCALAR = elementwise("rsub_scalar", "RsubBackward1", ew.rsub_scalar_fwd, (ew.neg_bwd,), floats=("p",))
 RDIV_SCALAR = elementwise("rdiv_scalar", "DivBackward1", ew.rdiv_scalar_fwd, (ew.rdiv_scalar_bwd,),
                           floats=("p",), saves=("x",))
@@ -586,6 +588,10 @@ def add(input, other, alpha=1):
 
 def sub(input, other, alpha=1):
     """input - alpha * other, broadcasting."""
+    if (isinstance(input, Tensor) and input._data.dtype.kind == "b" and isinstance(other, (Tensor, builtins.bool))
+            and (not isinstance(other, Tensor) or other._data.dtype.kind == "b")):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
     if alpha != 1:
         other = mul(other, alpha)
     if _is_scalar(other):
@@ -1073,8 +1079,11 @@ def _in_place(self, name, compute, *operands):
     versions.bump(data)
     np.copyto(data, result._data)
     if recording:
+        retained = type(self._node) is not AccumulateGrad and getattr(self._node, "_grad_buffer", None) is not None
         self._node = result._node
         self._requires_grad = True
+        if retained:  # retain_grad() belongs to the tensor, as in PyTorch: its new node keeps it
+            self.retain_grad()
     return self
 
 
@@ -1239,7 +1248,9 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
         _not_a_tensor("var", input)
     if correction is None:
         correction = 0 if unbiased is False else 1
-    x = _float_input(input)
+    if input._data.dtype.kind != "f":
+        raise RuntimeError(f"std and var only support floating point and complex dtypes (got {input.dtype!r})")
+    x = input
     shape = x._data.shape
     count = x._data.size if dim is None else math.prod(shape[d] for d in _dims(dim, len(shape), "var")) if shape else 1
     centered = sub(x, mean(x, dim, keepdim=True) if dim is not None else mean(x))
@@ -1559,6 +1570,7 @@ def _install_methods():
                  "copy_", "fill_", "zero_"):
         setattr(Tensor, name, globals()[name])
     Tensor.to = _to
+    Tensor.is_floating_point = lambda self: self._data.dtype.kind == "f"
     Tensor.float = lambda self: _to(self, dtypes.float32)
     Tensor.double = lambda self: _to(self, dtypes.float64)
     Tensor.long = lambda self: _to(self, dtypes.int64)

@@ -4,6 +4,7 @@ Arrays are npz members; the structure around them (dicts, lists, numbers,
 strings) is JSON in one more member. Nothing is pickled, so loading a file never
 runs code from it.
 """
+import io
 import json
 import zipfile
 import zlib
@@ -11,8 +12,10 @@ import zlib
 import numpy as np
 
 from ._tensor import Tensor
+from .kernels.tape import MAX_NDIM
 
 _STRUCTURE = "__nbgrad_structure__"
+MAX_HEADER = 1 << 16  # bytes of an .npy header (NumPy writes a few hundred)
 
 
 def _encode(obj, arrays, where):
@@ -107,10 +110,18 @@ def _read_member(archive, name, budget):
         version = np.lib.format.read_magic(f)
         if version not in ((1, 0), (2, 0), (3, 0)):
             raise ValueError(f"member {name!r} has an unknown .npy version {version}")
+        length_bytes = f.read(2 if version == (1, 0) else 4)  # the header's length, checked before it is read
+        length = int.from_bytes(length_bytes, "little")
+        if length > MAX_HEADER:
+            raise ValueError(f"member {name!r} declares a header of {length} bytes")
+        header = io.BytesIO(np.lib.format.magic(*version) + length_bytes + f.read(length))
+        header.seek(6 + 2)  # past the magic string and the version
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran_order, dtype = read_header(f)
+        shape, fortran_order, dtype = read_header(header)
         if dtype.hasobject or dtype.kind not in "biuf":
             raise ValueError(f"member {name!r} holds {dtype} values, which nbgrad does not store")
+        if len(shape) > MAX_NDIM:
+            raise ValueError(f"member {name!r} has {len(shape)} dimensions; nbgrad tensors have at most {MAX_NDIM}")
         count = int(np.prod(shape, dtype=object))
         if count * dtype.itemsize > info.file_size:
             raise ValueError(f"member {name!r} declares shape {shape} but holds fewer bytes")
@@ -180,5 +191,6 @@ def load(path, map_location=None, weights_only=None, *, max_bytes="auto"):
     except (PermissionError, IsADirectoryError):
         raise
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError,
-            RecursionError, MemoryError, NotImplementedError, TypeError, AttributeError, StopIteration) as exc:
+            RecursionError, MemoryError, NotImplementedError, TypeError, AttributeError, StopIteration,
+            RuntimeError) as exc:  # RuntimeError: an encrypted member
         raise ValueError(f"load: {path} is not a file written by nbgrad.save ({type(exc).__name__}: {exc})") from None

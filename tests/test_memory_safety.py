@@ -280,6 +280,26 @@ CASES = [
         opt.zero_grad(); (p * p).sum().backward(); opt.step()
         report(lambda: p)
     """, ("VALUE", [1.42] * 3), True),
+    ("Adam's step count is read and written through its state", """
+        p = torch.nn.Parameter(torch.ones(3)); opt = torch.optim.Adam([p], lr=0.1)
+        for _ in range(2):
+            opt.zero_grad(); (p * p).sum().backward(); opt.step()
+        seen = int(opt.state[p]["step"])
+        opt.state[p]["step"] = 100 if isinstance(opt.state[p]["step"], int) else torch.tensor(100.0)
+        opt.zero_grad(); (p * p).sum().backward(); opt.step()
+        report(lambda: [seen, int(opt.state[p]["step"]), p])
+    """, ("VALUE", [2, 101, [0.648743] * 3]), True),
+    ("an SGD state given by hand keeps its momentum buffer", """
+        p = torch.nn.Parameter(torch.ones(3)); opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        opt.state[p] = {"momentum_buffer": torch.full((3,), 5.0)}
+        (p * p).sum().backward(); opt.step()
+        report(lambda: p)
+    """, ("VALUE", [0.35] * 3), True),
+    ("a hyper-parameter set to None", """
+        p = torch.nn.Parameter(torch.ones(3)); opt = torch.optim.SGD([p], lr=0.1)
+        opt.param_groups[0]["lr"] = None; (p * p).sum().backward()
+        report(lambda: opt.step())
+    """, ("ERROR", "TypeError", ""), True),
     # 4. Python code inside a backward changes rows the backward still needs
     ("a hook runs a backward over shared rows", """
         x = torch.ones(3, requires_grad=True); h = x.exp(); y = h * 2
@@ -337,6 +357,66 @@ CASES = [
         z.register_hook(hook)
         report(lambda: z.sum().backward())
     """, ("ERROR", "RuntimeError", r"size of tensor a \(3\) must match the size of tensor b \(300\)"), True),
+    ("a hook runs a backward that frees the hooked row's saved buffers", """
+        n = 200000
+        x = torch.ones(n, requires_grad=True)
+        h = (x * 2) * (x * 3)  # its saved buffers are held only by the graph
+        y1, y2 = h.sum(), (h * 1).sum()
+        def hook(g):
+            hook.calls = getattr(hook, "calls", 0) + 1
+            if hook.calls == 1:
+                with torch.enable_grad():
+                    y2.backward()
+                gc.collect()
+                hook.junk = [torch.full((n,), 1000.0) * 1 for _ in range(20)]
+        h.register_hook(hook)
+        report(lambda: y1.backward())
+    """, ("ERROR", "RuntimeError", SECOND), True),
+    ("a hook changes in place what its own row saved", """
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True); h = x * x; y = (h * 2).sum()
+        def hook(g):
+            with torch.no_grad():
+                x.mul_(10)
+        h.register_hook(hook)
+        report(lambda: y.backward())
+    """, ("ERROR", "RuntimeError", MODIFIED), True),
+    ("a hook backpropagates through the graph that is running", """
+        x = torch.ones(3, requires_grad=True); h = x.exp(); y = (h * 2).sum()
+        def hook(g):
+            with torch.enable_grad():
+                y.backward()
+        h.register_hook(hook)
+        report(lambda: y.backward())
+    """, ("ERROR", "RuntimeError", SECOND), True),
+    ("a hook gives a leaf .data of another dtype", """
+        x = torch.ones(5, requires_grad=True); w = torch.ones(5, requires_grad=True); h = x * w
+        def hook(g):
+            x.data = torch.ones(5, dtype=torch.float64)
+        h.register_hook(hook)
+        report(lambda: (h * 3).sum().backward())
+    """, ("ERROR", "RuntimeError", "another dtype while a backward"), False),  # PyTorch: x.grad [3.] * 5
+    ("a detached alias given new .data leaves the original's rows alone", """
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True); c = torch.ones(3, requires_grad=True)
+        d = x.detach(); y = (x * c).sum(); d.data = torch.zeros(3)
+        report(lambda: (y.backward(), c.grad)[1])
+    """, ("VALUE", [1.0, 2.0, 3.0]), True),
+    ("two tensors over one numpy array: new .data for one", """
+        a = np.ones(3, np.float32); t1 = torch.from_numpy(a); t2 = torch.from_numpy(a)
+        c = torch.ones(3, requires_grad=True); y = (t2 * c).sum(); t1.data = torch.zeros(3)
+        report(lambda: (y.backward(), c.grad)[1])
+    """, ("VALUE", [1.0, 1.0, 1.0]), True),
+    ("a leaf's hooks survive .data of another dtype", """
+        x = torch.arange(3.0).requires_grad_(); x.register_hook(lambda g: g * 100)
+        seen = []
+        x.register_post_accumulate_grad_hook(lambda t: seen.append(1))
+        x.data = torch.ones(3, dtype=torch.float64)
+        report(lambda: ((x * 5).sum().backward(), x.grad, len(seen))[1:])
+    """, ("VALUE", [[500.0] * 3, 1]), True),
+    ("retain_grad survives an in-place op", """
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        h = x * 2; h.retain_grad(); h.add_(1); (h * h).sum().backward()
+        report(lambda: h.grad)
+    """, ("VALUE", [6.0, 10.0, 14.0]), True),
     # 5. a forward that fails inside compiled code
     ("a failed compiled forward hides no later in-place change", """
         import probe_kernels
@@ -365,6 +445,17 @@ CASES = [
         (p * p).sum().backward(); opt.step()
         report(lambda: [peak >= 20, len(tape.chunks) <= 1, tape.rows_in_use < 2000, len(tape.saved) <= 4096])
     """, ("VALUE", [True, True, True, True]), None),
+    ("the tape shrinks although a row made while a big graph lived stays", """
+        from nbgrad.autograd import tape
+        s = torch.ones(1, requires_grad=True); y = s
+        for _ in range(60000):
+            y = y * 1.0
+        p = torch.randn(64, 64, requires_grad=True); opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        y.sum().backward(); del y
+        for _ in range(3):
+            opt.zero_grad(); (p * p).sum().backward(); opt.step()
+        report(lambda: [sum(c is not None for c in tape.chunks) <= 3, len(tape.free_rows) < 2 * tape.CHUNK_ROWS])
+    """, ("VALUE", [True, True]), None),
     # 7. threads
     ("a hook waits for another thread's backward", """
         x = torch.ones(3, requires_grad=True); y = x * 2; finished = threading.Event()
@@ -541,6 +632,9 @@ def test_load_bounds_what_a_file_may_decompress_to(tmp_path):
     ("object dtype", {STRUCTURE: _structure({"tensor": 0}),
                       "t0": _npy(np.ones(2)).replace(b"'<f8'", b"'|O' ")}),
     ("complex values", {STRUCTURE: _structure({"tensor": 0}), "t0": _npy(np.ones(2, np.complex64))}),
+    ("a huge header length", {STRUCTURE: _structure({"tensor": 0}),
+                              "t0": b"\x93NUMPY\x02\x00" + (1 << 31).to_bytes(4, "little") + b" " * 1000}),
+    ("nine dimensions", {STRUCTURE: _structure({"tensor": 0}), "t0": _npy(np.ones((1,) * 9))}),
 ])
 def test_load_refuses_malformed_files_with_a_value_error(tmp_path, name, members):
     import nbgrad as nb
@@ -549,6 +643,22 @@ def test_load_refuses_malformed_files_with_a_value_error(tmp_path, name, members
     _npz(path, members)
     with pytest.raises(ValueError, match="bad.npz"):
         nb.load(path)
+
+
+def test_load_refuses_an_encrypted_member(tmp_path):
+    import nbgrad as nb
+
+    good = tmp_path / "good.npz"
+    nb.save(nb.ones(3), good)
+    data = bytearray(good.read_bytes())
+    for signature in (b"PK\x03\x04", b"PK\x01\x02"):  # set the "encrypted" flag of each header
+        at = data.index(signature)
+        flags_at = at + (6 if signature == b"PK\x03\x04" else 8)
+        data[flags_at] |= 1
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="bad.npz"):
+        nb.load(bad)
 
 
 def test_load_refuses_corrupt_compressed_data(tmp_path):
@@ -589,6 +699,14 @@ BAD_INPUT = [
     ("int .data on a grad tensor", lambda nb: setattr(nb.ones(3, requires_grad=True), "data",
                                                       nb.ones(3, dtype=nb.int64)), RuntimeError, "floating point"),
     ("optimizer of a read-only parameter", lambda nb: _read_only_step(nb), RuntimeError, "read-only"),
+    ("a tensor as its own grad", lambda nb: _own_grad(nb), RuntimeError, "own grad"),
+    ("iterating a 0-d tensor", lambda nb: list(nb.tensor(1.0)), TypeError, "0-d tensor"),
+    ("arange with step 0", lambda nb: nb.arange(0, 1, 0), RuntimeError, "step must be nonzero"),
+    ("arange the wrong way", lambda nb: nb.arange(5, 0), RuntimeError, "inconsistent with step sign"),
+    ("bool minus bool", lambda nb: nb.tensor([True]) - nb.tensor([False]), RuntimeError, "Subtraction"),
+    ("var of integers", lambda nb: nb.tensor([1, 2]).var(), RuntimeError, "floating point"),
+    ("a scheduler of a number", lambda nb: nb.optim.lr_scheduler.StepLR(5, step_size=1), TypeError,
+     "not an Optimizer"),
     ("a non-tensor among an optimizer's params", lambda nb: _bad_param_step(nb), TypeError, "Tensors"),
 ]
 
@@ -598,6 +716,11 @@ def _hooked(nb, hook):
     y = x * 2
     y.register_hook(hook)
     y.sum().backward()
+
+
+def _own_grad(nb):
+    x = nb.ones(3, requires_grad=True)
+    x.grad = x
 
 
 def _read_only_step(nb):

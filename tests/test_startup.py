@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -135,12 +136,18 @@ def test_an_edited_kernel_gets_a_new_cache_and_glue(tmp_path, monkeypatch):
     before = codegen._source_key(source)
     monkeypatch.setattr(jit, "SOURCES_KEY", edited)
     assert codegen._source_key(source) != before
-    # and the folder for the new key replaces the old ones
+    # and the folder for the new key replaces the old ones unused for a day (another process may
+    # still run a version used since), but never the debug build's
     monkeypatch.setenv("NBGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "numba-0123456789abcdef").mkdir(parents=True)
+    for name in ("numba-0123456789abcdef", "numba-fedcba9876543210", "numba-debug-0123456789abcdef"):
+        (tmp_path / "cache" / name).mkdir(parents=True)
+    day_ago = time.time() - 86400 - 60
+    for name in ("numba-0123456789abcdef", "numba-debug-0123456789abcdef"):
+        os.utime(tmp_path / "cache" / name, (day_ago, day_ago))
     monkeypatch.setattr(jit, "_cache_dir", None)
     assert jit.cache_dir() == tmp_path / "cache" / f"numba-{edited}"
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"numba-{edited}"]
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == {
+        "numba-debug-0123456789abcdef", f"numba-{edited}", "numba-fedcba9876543210"}
 
 
 def test_two_processes_fill_an_empty_cache_at_once_then_a_third_loads_it(tmp_path):

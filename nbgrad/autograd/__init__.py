@@ -7,7 +7,7 @@ def Variable(data, requires_grad=False):
     """Old API (Variable is merged into Tensor): a tensor sharing ``data``'s storage."""
     from .._tensor import _wrap
 
-    result = _wrap(data._data)
+    result = _wrap(data._data.view())
     if requires_grad:
         result.requires_grad_(True)
     return result

@@ -25,15 +25,14 @@ import numpy as np
 from numba import prange
 
 from nbgrad.kernels.executor import (
-    DONE, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, fresh_grad_of,
+    DONE, KERNEL_FAILED, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, finish_input_grad, fresh_grad_of,
     grad_of, input_grad, input_grad_fresh, mark_unwritten, plan, refused, release, settle, settle_row,
     sum_to_input, write_retained,
 )
 from nbgrad.kernels.jit import njit
-from nbgrad.kernels.executor import KERNEL_FAILED
 from nbgrad.kernels.tape import (
-    FLAGS, IN, ITEMSIZE, LEAF, NUMEL, OP, PYTHON, REFUSED, SAVED, SAVED_NUMEL, SLOT, STALE, WIDTH, float_param,
-    record, row_at, save, save_float, save_int, save_shape, shape_param, view,
+    FLAGS, IN, ITEMSIZE, LEAF, NEEDS_SAVED, NUMEL, OP, PYTHON, REFUSED, RELEASED, SAVED, SAVED_NUMEL, SLOT, STALE,
+    WIDTH, float_param, record, row_at, save, save_float, save_int, save_shape, shape_param, view,
 )
 from nbgrad.kernels.tape import INTS as INT_PARAMS
 """
@@ -127,17 +126,19 @@ def execute(chunks, root, root_grad, epoch, retain_graph, accumulate, resume, or
     base = arena.ctypes.data
     for k in range(max(resume, 0), count):
         r = order[k]
-        flags = row_at(chunks, r)[FLAGS]
-        if k != resume and refused(flags):  # checked as each row comes: Python may have changed rows meanwhile
-            settle(chunks, order, k, count, base)  # what ran stays accumulated, as in PyTorch
-            return -2 - r, order, count, arena
-        if flags & PYTHON and k != resume:
+        row = row_at(chunks, r)
+        if row[FLAGS] & PYTHON and k != resume:
             settle(chunks, order, k, count, base)  # Python reads and adds to gradients as plain arrays
             return k, order, count, arena
+        if refused(row[FLAGS]):  # checked as each row comes up (and after its hooks): Python may change rows
+            settle(chunks, order, k, count, base)  # what ran stays accumulated, as in PyTorch
+            return -2 - r, order, count, arena
         run_row(chunks, r, base, backwards, accumulate)
-        if row_at(chunks, r)[FLAGS] & REFUSED:  # its backward raised (NBGRAD_DEBUG's bounds checks)
+        if row[FLAGS] & REFUSED:  # its backward raised (NBGRAD_DEBUG's bounds checks)
             settle(chunks, order, k + 1, count, base)
             return -2 - r, order, count, arena
+        if not retain_graph and row[FLAGS] & NEEDS_SAVED:
+            row[FLAGS] |= RELEASED  # done with them, as PyTorch frees a node's saved tensors once it ran
     if not retain_graph:
         count = release(chunks, order, count)
     return DONE, order, count, arena
@@ -225,6 +226,8 @@ def _forward_source(op, parallel=False):
             needed = " or ".join(f"in{i} >= 0" for i in sorted(readers[name]))
             lines.append(f"        if {needed}:")
             lines.append(f"            save(row, {k}, {name})")
+    if op.saves_number:
+        lines.append("        row[FLAGS] |= NEEDS_SAVED")
     for k, name in enumerate(op.floats):
         lines.append(f"        save_float(row, {k}, {name})")
     for k, name in enumerate(op.ints):
@@ -389,11 +392,11 @@ def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=
         with os.fdopen(fd, "w") as f:
             f.write(source)
         os.replace(tmp, path)
-        # Earlier versions of nbgrad's glue are never imported again. A registered op's are kept: two
-        # versions of its kernels may live at once (two processes, a module imported under two names),
-        # and Numba needs the file of each until it has compiled it.
+        # Other versions of nbgrad's glue go once unused for a day (a process may still run one). A
+        # registered op's are kept: two versions of its kernels may live at once (two processes, a module
+        # imported under two names), and Numba needs the file of each until it has compiled it.
         for old in folder.glob(f"{prefix}_{'?' * len(key)}.py") if executor else ():
-            if old != path:
+            if old != path and jit.unused_for_a_day(old):
                 try:
                     old.unlink()
                 except OSError:

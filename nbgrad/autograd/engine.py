@@ -16,7 +16,7 @@ import numpy as np
 
 from ..kernels import executor
 from ..kernels import tape as layout
-from ..kernels.executor import DONE, NEEDS
+from ..kernels.executor import NEEDS
 from . import function, grad_mode, tape
 
 # How many times the compiled executor ran a graph (for tests: one per graph without hooks).
@@ -222,16 +222,31 @@ def run(root, seed, retain_graph, accumulate=True, inputs=()):
     """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph; return copies
     of the gradients of ``inputs``, ``(row, shape, dtype)`` triples (None where not reached)."""
     global running
+    cache = _arena_cache
+    cached, cached_order = cache.arena, cache.order
+    cache.arena, cache.order = _NO_ARENA, _NO_ORDER  # a hook may reenter backward: it must not share them
     with _lock:
         running += 1
-    try:
-        return _run(root, seed, retain_graph, accumulate, inputs)
-    finally:
-        with _lock:
+        try:
+            found, arena, order, reusable, post_hooks = _run(root, seed, retain_graph, accumulate, inputs,
+                                                             cached, cached_order)
+        finally:
             running -= 1
-            if not running:
+            if not running and graveyard:
                 graveyard.clear()
-        tape.maybe_trim()
+    if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
+        cache.arena, cache.order = arena, order
+    if post_hooks:
+        mode = grad_mode.state.enabled
+        grad_mode.state.enabled = False
+        try:
+            for tensor, hooks in post_hooks:
+                for hook in hooks:
+                    hook(tensor)
+        finally:
+            grad_mode.state.enabled = mode
+    tape.maybe_trim()
+    return found
 
 
 class _PythonInBackward:
@@ -248,44 +263,30 @@ class _PythonInBackward:
         grad_mode.state.enabled = self.mode
 
 
-def _run(root, seed, retain_graph, accumulate, inputs):
-    cache = _arena_cache
-    cached, cached_order = cache.arena, cache.order
-    cache.arena, cache.order = _NO_ARENA, _NO_ORDER  # a hook may reenter backward: it must not share them
-    with _lock:
-        status, order, count, arena, epoch = _execute(
-            tape.chunk_addresses, root._row, seed, retain_graph, accumulate, -1, cached_order, 0, cached
+def _run(root, seed, retain_graph, accumulate, inputs, cached, cached_order):
+    """The backward under the engine lock (released while Python rows run)."""
+    status, order, count, arena, epoch = _execute(
+        tape.chunk_addresses, root._row, seed, retain_graph, accumulate, -1, cached_order, 0, cached
+    )
+    reusable = True
+    while status >= 0:  # a PYTHON row: run its hooks, then resume there
+        reusable = False  # hooks saw views of the arena: never hand it out again
+        planned = executor.slots(tape.chunk_addresses, order, count)
+        with _PythonInBackward():
+            _run_python_row(order[status], arena)
+        executor.restore_slots(tape.chunk_addresses, order, count, planned)
+        status, order, count, arena, _ = _execute(
+            tape.chunk_addresses, root._row, seed, retain_graph, accumulate, status, order, count, arena
         )
-        reusable = True
-        while status >= 0:  # a PYTHON row: run its hooks, then resume there
-            reusable = False  # hooks saw views of the arena: never hand it out again
-            planned = executor.slots(tape.chunk_addresses, order, count)
-            with _PythonInBackward():
-                _run_python_row(order[status], arena)
-            executor.restore_slots(tape.chunk_addresses, order, count, planned)
-            status, order, count, arena, _ = _execute(
-                tape.chunk_addresses, root._row, seed, retain_graph, accumulate, status, order, count, arena
-            )
-        found = [_arena_grad(r, shape, dtype, arena, epoch) for r, shape, dtype in inputs] if status == DONE else []
-        if status < -1:
-            raise RuntimeError(_refusal_message(-2 - status, order, count))
-        if not retain_graph:
-            saved = tape.saved
-            for r in order[:count].tolist():
-                saved[r] = None
-        post_hooks = _post_hooked and accumulate and _reached_post_hooks(epoch)
-    if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
-        cache.arena, cache.order = arena, order
-    if post_hooks:
-        mode = grad_mode.state.enabled
-        grad_mode.state.enabled = False
-        try:
-            for tensor, hooks in post_hooks:
-                for hook in hooks:
-                    hook(tensor)
-        finally:
-            grad_mode.state.enabled = mode
-    return found
+    if status < -1:
+        raise RuntimeError(_refusal_message(-2 - status, order, count))
+    found = [_arena_grad(r, shape, dtype, arena, epoch) for r, shape, dtype in inputs]
+    if not retain_graph:
+        saved = tape.saved
+        for r in order[:count].tolist():
+            saved[r] = None
+    post_hooks = _post_hooked and accumulate and _reached_post_hooks(epoch)
+    return found, arena, order, reusable, post_hooks
 
 
 def _refusal_message(bad, order, count):
@@ -375,23 +376,28 @@ _post_hooked = {}  # row -> weak AccumulateGrad node of leaves with post-accumul
 
 
 class RemovableHandle:
-    """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
+    """Returned by ``register_hook``; ``remove()`` unregisters the hook (from whichever node holds
+    the hook list now: a leaf's hooks move with it when its ``.data`` changes dtype or shape)."""
 
-    def __init__(self, node, hook, post=False):
+    def __init__(self, node, hooks, hook, post=False):
         self._node = weakref.ref(node)
+        self._hooks = hooks
         self._hook = hook
         self._post = post
 
     def remove(self):
+        if self._hook not in self._hooks:
+            return
+        self._hooks.remove(self._hook)
         node = self._node()
-        hooks = getattr(node, "_post_hooks" if self._post else "_hooks", None)
-        if hooks and self._hook in hooks:
-            hooks.remove(self._hook)
-            if not hooks and self._post:
-                _post_hooked.pop(node._row, None)
-            elif not hooks:
-                tape.row(node._row)[layout.FLAGS] &= ~layout.PYTHON
-                _hooked.pop(node._row, None)
+        if self._hooks or node is None or getattr(node, "_post_hooks" if self._post else "_hooks", None) \
+                is not self._hooks:
+            return  # hooks remain, or the list lives on another node now: its row stays flagged, harmlessly
+        if self._post:
+            _post_hooked.pop(node._row, None)
+        else:
+            tape.row(node._row)[layout.FLAGS] &= ~layout.PYTHON
+            _hooked.pop(node._row, None)
 
     def __enter__(self):
         return self
@@ -407,7 +413,7 @@ def register_hook(node, shape, dtype, hook):
     hooks.append(hook)
     _hooked[node._row] = (weakref.ref(node), shape, dtype)
     tape.row(node._row)[layout.FLAGS] |= layout.PYTHON
-    return RemovableHandle(node, hook)
+    return RemovableHandle(node, hooks, hook)
 
 
 def register_post_accumulate_grad_hook(node, hook):
@@ -416,7 +422,7 @@ def register_post_accumulate_grad_hook(node, hook):
         hooks = node._post_hooks = []
     hooks.append(hook)
     _post_hooked[node._row] = weakref.ref(node)
-    return RemovableHandle(node, hook, post=True)
+    return RemovableHandle(node, hooks, hook, post=True)
 
 
 def _reached_post_hooks(epoch):

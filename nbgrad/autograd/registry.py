@@ -37,7 +37,9 @@ class Op:
     ``"forward"`` and ``"backward"``, whose kernels compute a transcendental function
     per element, else from ``jit.PARALLEL_MIN_LIGHT``); ``keeps_shapes``
     ops note their inputs' shapes on the node, where neither the output's shape
-    nor a saved input tells them (``create_graph`` reads them).
+    nor a saved input tells them (``create_graph`` reads them); a ``saves_number``
+    op's row counts as saving something, so that a second backward through it
+    is refused as in PyTorch (which saves ``x * 2``'s 2 as a tensor).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Op:
     elementwise: bool = False
     heavy: tuple = ()
     keeps_shapes: bool = False  # record the inputs' shapes on the node (create_graph needs them)
+    saves_number: bool = False  # PyTorch saves its number operand: released by a backward like a saved tensor
     opcode: int = 0
     forward: object = field(default=None, repr=False)  # the compiled entry, set by build()
     forward_parallel: object = field(default=None, repr=False)  # the same in threads, for big outputs

@@ -74,8 +74,11 @@ def _follow_saved_inputs(old, new):
     """Rows that saved ``old`` as an input read ``new`` from now on (or refuse to run)."""
     if not old.size:
         return
-    found = layout.find_saved(tape.chunk_addresses, tape.rows_in_use, old.ctypes.data, old.size).tolist()
-    entry = _casts.pop(id(old), None)  # rows reading a copy of old in their own dtype follow it too
+    # Rows that saved this very array (not another tensor's over the same memory: a detached alias or a
+    # view is a tensor of its own, as in PyTorch), and those reading a copy of it in their own dtype.
+    found = [(r, k) for r, k in layout.find_saved(tape.chunk_addresses, tape.rows_in_use, old.ctypes.data,
+                                                   old.size).tolist() if _saved_value(r, k) is old]
+    entry = _casts.pop(id(old), None)
     if entry is not None and entry[0]() is old:
         found += [(r, k) for r, k, copy in entry[1] if _saved_value(r, k) is copy]
     for r, k in found:
@@ -93,8 +96,8 @@ def _follow_saved_inputs(old, new):
                            f"tensor a ({old.size}) must match the size of tensor b ({new.size})")
             continue
         kept = values[k]
-        replacement = (new if new.dtype == kept.dtype else new.astype(kept.dtype)).reshape(kept.shape)
-        if replacement.base is not new and replacement is not new:  # a copy in the row's dtype: remember it
+        replacement = new if new.dtype == kept.dtype else new.astype(kept.dtype)
+        if replacement is not new:  # a copy in the row's dtype: remember it, to follow the next replacement
             _remember_cast(new, r, k, replacement)
         values[k] = replacement
         tape.saved[r] = tuple(values) if isinstance(saved, tuple) else replacement
@@ -123,13 +126,18 @@ def _saved_value(r, k):
 
 def _replace_leaf(tensor, node, old, new):
     from .._tensor import _leaf_node
+    from .engine import running
 
     leaf = _leaf_node(tensor)
     tensor._node = leaf
+    _move_hooks(node, leaf, new)
     r = node._row
     row = tape.row(r)
     if old.shape != new.shape:
         tape.refuse(r, INVALID_GRADIENT % (list(old.shape), list(new.shape)))
+        return
+    if running:  # a backward paused in a hook may still write into the old .grad: keep it, refuse the row
+        tape.refuse(r, "a leaf's .data was given another dtype while a backward through it was running")
         return
     from .. import ops
 
@@ -138,12 +146,31 @@ def _replace_leaf(tensor, node, old, new):
         tape.row(leaf._row)[layout.FLAGS] |= layout.GRAD_DEFINED
     # The old row becomes a cast into the new leaf: graphs recorded before accumulate there.
     row[layout.OP] = ops.TO.opcode
-    row[layout.FLAGS] &= layout.PYTHON  # its hooks still run there
+    row[layout.FLAGS] = 0
     row[layout.IN:layout.IN + layout.MAX_INPUTS] = (leaf._row, -1, -1)
     row[layout.GRAD_BUF] = 0
     row[layout.BCAST] = row[layout.BCAST + layout.BCAST_SIZE] = 0
     node._in0 = leaf  # keeps the new leaf's row alive as long as the old graph can reach it
     node._grad_buffer = None
+
+
+def _move_hooks(node, leaf, new):
+    """A leaf's hooks belong to the tensor, as in PyTorch: they move to its new node (the same
+    lists, so that the handles register_hook returned still remove them)."""
+    from . import engine
+
+    hooks = getattr(node, "_hooks", None)
+    if hooks:
+        engine._hooked.pop(node._row, None)
+        tape.row(node._row)[layout.FLAGS] &= ~layout.PYTHON
+        leaf._hooks = hooks
+        engine._hooked[leaf._row] = (weakref.ref(leaf), new.shape, new.dtype)
+        tape.row(leaf._row)[layout.FLAGS] |= layout.PYTHON
+    post_hooks = getattr(node, "_post_hooks", None)
+    if post_hooks:
+        engine._post_hooked.pop(node._row, None)
+        leaf._post_hooks = post_hooks
+        engine._post_hooked[leaf._row] = weakref.ref(leaf)
 
 
 def _bridge(tensor, node, old, new):

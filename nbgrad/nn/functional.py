@@ -82,8 +82,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if target._data.shape != expected:
         raise ValueError(f"nll_loss: expected target of shape {expected} for input of shape {tuple(shape)}, "
                          f"got {tuple(target.shape)}")
-    t = target._data.reshape(-1).copy()  # the graph's own: the backward indexes with it
-    bad = kernels.first_bad_target(t, classes, int(ignore_index))
+    t = np.empty(target._data.size, np.int64)  # the graph's own copy: the backward indexes with it
+    bad = kernels.private_targets(target._data.reshape(-1), classes, int(ignore_index), t)
     if bad >= 0:
         raise IndexError(f"Target {t[bad]} is out of bounds (nll_loss over {classes} classes).")
     if weight is None:
@@ -116,8 +116,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if (weight is None and not label_smoothing and x.ndim == 2 and x.dtype.kind == "f" and t.dtype == np.int64
             and t.shape == x.shape[:1]):  # one fused node
         n = x.shape[1]
-        own = t.copy()  # the graph's own: the backward indexes with it, whatever the caller does to theirs
-        bad = kernels.first_bad_target(own, n, int(ignore_index))
+        own = np.empty(t.size, np.int64)  # the graph's own copy: the backward indexes with it
+        bad = kernels.private_targets(t, n, int(ignore_index), own)
         if bad >= 0:
             raise IndexError(f"Target {own[bad]} is out of bounds (cross_entropy over {n} classes).")
         return ops._apply(ops.CROSS_ENTROPY, (input,), (x,), (own, np.empty(x.shape, x.dtype), t, n,

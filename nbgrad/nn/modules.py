@@ -23,7 +23,7 @@ class Parameter(Tensor):
         if data is None:
             data = factories.empty(0)
         p = object.__new__(cls)
-        p._data = data._data  # shares the storage, as PyTorch's Parameter does
+        p._data = data._data.view()  # shares the storage, as PyTorch's Parameter does
         p._node = None
         p._requires_grad = False
         if requires_grad:

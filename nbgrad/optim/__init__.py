@@ -85,9 +85,9 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def _key(self):
-        """Everything the compiled step's table points at, in order: the table is rebuilt when
-        any of it is another object (a parameter added or removed, new storage, a state reset),
-        and holding it keeps every address in the table alive."""
+        """What the compiled step's table is built from, in order: the table is rebuilt when any
+        of it is another object (a parameter added or removed, new storage, a state reset, a state
+        buffer replaced). This runs at every step: keep it lean."""
         state = self.state
         names = self.state_names
         key = [state]
@@ -97,8 +97,7 @@ class Optimizer:
                 key += (p, p._data, p._node, s)
                 if s is not None:
                     for name in names:
-                        b = s.get(name)
-                        key += (b, getattr(b, "_data", None))
+                        key.append(s.get(name))
         return key
 
     def _table(self):
@@ -124,14 +123,20 @@ class Optimizer:
                 fresh |= state.get(name) is None
                 buffer = state[name] = _state_buffer(type(self).__name__, state.get(name), name, p, k)
                 table[k, column] = buffer._data.ctypes.data
-            # SGD's first step with a momentum buffer is the one that makes it (PyTorch: buf = d)
-            table[k, kernel.STEP] = 0 if fresh and self.kind == kernel.SGD else int(state.get("step", 0))
+            if self.kind == kernel.SGD:  # SGD's first step is the one that makes the buffer (PyTorch: buf = d)
+                table[k, kernel.STEP] = 0 if fresh else 1
+            else:
+                table[k, kernel.STEP] = int(state.get("step", 0))
         for p in params:
             if not p._data.flags.writeable:
                 raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {list(p.shape)} is read-only "
                                    "memory (from_numpy of a non-writable array); clone() it first")
         self._int_table, self._table_key = table, self._key()
         self._table_states = [self.state[p] for p in params]  # where the step counts go back
+        self._steps_written = [s.get("step") for s in self._table_states]
+        # every array the table points at, alive as long as the table is used (whatever else changes)
+        self._table_arrays = [p._data for p in params] + [state[name]._data for state in self._table_states
+                                                          for name in self.state_names]
         self._storages = versions.storages([p._data for p in params])
         return table
 
@@ -140,6 +145,11 @@ class Optimizer:
         (a scheduler's lr, say) or sizes changed."""
         key = [(self._hyper_row(group), len(group["params"])) for group in self.param_groups]
         if key != self._hyper_key:
+            for row, _ in key:
+                for value in row:
+                    if isinstance(value, (str, bytes)) or value is None:
+                        raise TypeError(f"{type(self).__name__}.step: a hyper-parameter of a param group is "
+                                        f"{value!r}, not a number")
             rows = [row for row, count in key for _ in range(count)]
             self._hyper_table, self._hyper_key = np.array(rows, np.float64).reshape(-1, 9), key
         return self._hyper_table
@@ -148,7 +158,13 @@ class Optimizer:
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
         loss = closure() if closure is not None else None
         table = self._table()
+        counted = self.kind == kernel.ADAM  # Adam's state["step"] is PyTorch's: read and written at every step
+        if counted and [s.get("step") for s in self._table_states] != self._steps_written:
+            for k, s in enumerate(self._table_states):
+                table[k, kernel.STEP] = int(s.get("step", 0))
         updated = kernel.step(tape.chunk_addresses, self.kind, table, self._hyper())
+        if counted:
+            self._sync_steps()
         # a graph that saved a parameter must not see its new values: count a version for those updated
         if updated == len(table):
             versions.bump_storages(*self._storages)
@@ -160,8 +176,9 @@ class Optimizer:
 
     def _sync_steps(self):
         """Copy the step counts the kernel keeps in the table into the states it was built from."""
-        if self._table_key is not None:
-            for state, steps in zip(self._table_states, self._int_table[:, kernel.STEP].tolist()):
+        if self._table_key is not None and self.kind == kernel.ADAM:
+            self._steps_written = self._int_table[:, kernel.STEP].tolist()
+            for state, steps in zip(self._table_states, self._steps_written):
                 state["step"] = steps
 
     def state_dict(self):
@@ -171,7 +188,7 @@ class Optimizer:
         groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [index[id(p)] for p in g["params"]]}
                   for g in self.param_groups]
         state = {index[id(p)]: {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in s.items()}
-                 for p, s in self.state.items() if s.get("step") and id(p) in index}
+                 for p, s in self.state.items() if s and id(p) in index}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
