@@ -212,7 +212,7 @@ ARENA_CACHE_BYTES = 256 << 20
 # Compiled parts of backward passes run one at a time: they share leaves' .grad buffers and the
 # scratch columns of shared rows (PyTorch locks AccumulateGrad likewise). The lock is not held
 # while Python runs a row (hooks, Python Functions, post-accumulate hooks): that code may call
-# backward itself or wait for another thread's; the executor checks the rows again when it resumes.
+# backward itself or wait for another thread's; the executor checks each row as it comes up.
 _lock = threading.RLock()
 running = 0       # backward passes under way (counted under the lock)
 graveyard = []    # buffers a running executor may still write (an old .grad): freed when none runs
@@ -291,11 +291,11 @@ def _run(root, seed, retain_graph, accumulate, inputs, cached, cached_order):
 
 def _refusal_message(bad, order, count):
     """Why the executor refused row ``bad``."""
+    from .registry import BY_OPCODE
+
     row = tape.row(bad)
     flags = row[layout.FLAGS]
     if flags & layout.REFUSED and row[layout.STALE] == executor.KERNEL_FAILED:
-        from .registry import BY_OPCODE
-
         op = BY_OPCODE.get(int(row[layout.OP]))
         return (f"NBGRAD_DEBUG: the backward of {op.grad_fn if op else 'a row'} ({op.name if op else '?'}) raised "
                 "an error: an index out of bounds")
@@ -307,8 +307,6 @@ def _refusal_message(bad, order, count):
                 row = tape.row(r)
                 inputs = row[layout.IN:layout.IN + layout.MAX_INPUTS].tolist()
                 if bad in inputs:
-                    from .registry import BY_OPCODE
-
                     op = BY_OPCODE.get(int(row[layout.OP]))
                     consumer = f"Function {op.grad_fn if op else 'a Function'} returned an "
                     index = inputs.index(bad)
