@@ -52,6 +52,35 @@ PARALLEL_MIN = 1 << 15
 PARALLEL_MIN_LIGHT = 1 << 20
 CHUNK = 1 << 13
 
+BLAS_CHOICES = ("mkl", "openblas", "scipy")
+
+
+def mkl_library():
+    """The path of ``libmkl_rt`` in the installed ``mkl`` wheel (``pip install mkl``), or None."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files("mkl") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if os.path.basename(str(file)).startswith("libmkl_rt.so"):
+            path = os.path.realpath(str(file.locate()))
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def blas_choice():
+    """The BLAS for the matrix products: ``NBGRAD_BLAS`` (mkl, openblas or scipy) when set, else MKL
+    when its wheel is installed, else the OpenBLAS NumPy ships (blas.py falls back to SciPy's).
+    Decided here, before any OpenMP thread starts, because MKL's threads are OpenMP's."""
+    choice = os.environ.get("NBGRAD_BLAS", "").strip().lower()
+    if choice and choice not in BLAS_CHOICES:
+        raise ValueError(f"NBGRAD_BLAS={choice!r}: choose one of {', '.join(BLAS_CHOICES)}")
+    return choice or ("mkl" if mkl_library() else "openblas")
+
+
 # A cached function that calls a parallel one does not start Numba's thread pool when it is
 # loaded from the cache (numba issues 8578 and 9938): calling it would crash. Start it now,
 # with idle threads that sleep: OpenMP's default, spinning for a while after each parallel
@@ -61,6 +90,16 @@ CHUNK = 1 << 13
 # The threading layer must be safe for parallel kernels called from several Python threads at
 # once (the workqueue layer aborts the process then): OpenMP (bundled with Numba's wheels) or TBB.
 # NUMBA_THREADING_LAYER still decides when set; without either safe layer, the workqueue stays.
+BLAS = blas_choice()
+if BLAS == "mkl":
+    # MKL runs on GNU OpenMP threads, the pool Numba's own threads are (see blas.py): idle, they spin
+    # a little before they sleep. Woken from sleep for every product, they made a small one 2-3x slower.
+    os.environ.setdefault("GOMP_SPINCOUNT", "100000")
+# Elementwise ops (which choose serial or threads when called, not when compiled) that are bound by
+# memory run in threads from this many elements. With MKL the threads are usually awake, spinning
+# after a product: relu of 262k float32 took 23 us on them against 70 us serially; asleep (with
+# OpenBLAS, whose threads are not Numba's) waking them costs more than they save below 1M.
+ELEMENTWISE_LIGHT_THREADS_FROM = 1 << 17 if BLAS == "mkl" else PARALLEL_MIN_LIGHT
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"

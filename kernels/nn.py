@@ -19,13 +19,18 @@ def _softmax_line(x, line, n, inner, take_log, out):
     probabilities; exp runs once per element (it is most of the time). Returns the line's
     log-sum-exp."""
     base = (line // inner) * n * inner + line % inner
-    top = -math.inf
-    for k in range(n):
+    if n == 0:
+        return math.nan
+    top = x[base]  # in x's dtype: exp of a float32 runs at twice the speed of a float64's
+    nan = top != top
+    for k in range(1, n):
         v = x[base + k * inner]
-        if v > top or v != v:
+        if v != v:
+            nan = True
+        elif v > top:
             top = v
-    if top == -math.inf or top != top:  # all -inf, or a NaN: every output is NaN, as PyTorch
-        top = math.nan
+    if nan or top == -math.inf:  # all -inf, or a NaN: every output is NaN, as PyTorch
+        top = (top - top) / (top - top)  # NaN in x's dtype (math.nan would make top a float64)
     total = 0.0
     for k in range(n):
         e = math.exp(x[base + k * inner] - top)

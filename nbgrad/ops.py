@@ -18,7 +18,7 @@ from ._tensor import Tensor, _contiguous, _int_sizes, _normalize_dim, _wrap
 from .autograd import grad_mode, tape, versions
 from .autograd.node import AccumulateGrad, node_class
 from .autograd.registry import Swapped, _same, build, declare
-from .kernels import blas, linalg, movement, nn, reduce
+from .kernels import blas, jit, linalg, movement, nn, reduce
 from .kernels import elementwise as ew
 from .kernels import tape as layout
 from .kernels.tape import MAX_NDIM
@@ -105,12 +105,14 @@ SELECT = declare("select", "MaxBackward0", reduce.select_fwd, (reduce.select_bwd
                  saves=("indices", "caller_indices"), keeps_shapes=True)
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
                  inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
+# threads_from: jit.ELEMENTWISE_LIGHT_THREADS_FROM, when the bias passes go to threads (an argument, so
+# that the compiled kernels do not depend on the BLAS the process chose).
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
                  (linalg.linear_bwd_x, linalg.linear_bwd_w, linalg.linear_bwd_b), inputs=("x", "w", "b"),
-                 ints=("m", "k", "n", "gemm"), saves=("x", "w"))
+                 ints=("m", "k", "n", "gemm", "threads_from"), saves=("x", "w"))
 # x + b where b matches x's trailing dimensions (``x @ w + b``): AddBackward0 as PyTorch, in one pass.
 BIAS_ADD = declare("bias_add", "AddBackward0", linalg.bias_add_fwd, (ew.identity_bwd, linalg.linear_bwd_b),
-                   inputs=("x", "b"), ints=("m", "n"), keeps_shapes=True)
+                   inputs=("x", "b"), ints=("m", "n", "threads_from"), keeps_shapes=True)
 SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
                   ints=("outer", "n", "inner", "take_log"), saves=("out",))
 LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
@@ -521,7 +523,8 @@ def _tensor_binary(op, a, b, node_class=None, dtype=None):
                       node_class)
     if op is ADD and node_class is None and 0 < db.ndim <= da.ndim <= MAX_NDIM and da.size and (
             da.shape[da.ndim - db.ndim:] == db.shape):  # a bias: no broadcast copy of b
-        return _apply(BIAS_ADD, (a, b), (da, db), (da.size // db.size, db.size), np.empty(da.shape, numpy_dtype))
+        return _apply(BIAS_ADD, (a, b), (da, db), (da.size // db.size, db.size, _THREADS_FROM),
+                      np.empty(da.shape, numpy_dtype))
     shape, plans = _binary_broadcast(da.shape, db.shape, op.name)
     return _apply_broadcast(op, (a, b), plans, (), np.empty(shape, numpy_dtype), node_class)
 
@@ -1394,7 +1397,9 @@ def _matmul_error(op, sa, sb):
     return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
 
 
-_GEMM = dict(zip((np.dtype(np.float32), np.dtype(np.float64)), blas.find_gemm()))
+BLAS = blas.find_blas()  # chosen once, at the first use of nbgrad (NBGRAD_BLAS decides when set)
+_THREADS_FROM = jit.ELEMENTWISE_LIGHT_THREADS_FROM
+_GEMM = {dtype: BLAS.table(dtype) for dtype in (np.dtype(np.float32), np.dtype(np.float64))}
 
 
 def matmul(input, other):

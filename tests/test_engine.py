@@ -226,13 +226,15 @@ def test_a_second_backward_adds_to_the_first():
 
 
 def test_parallel_thresholds_follow_the_cost_per_element():
+    from nbgrad.kernels.jit import ELEMENTWISE_LIGHT_THREADS_FROM as LIGHT
     from nbgrad.kernels.jit import PARALLEL_MIN, PARALLEL_MIN_LIGHT
 
     from nbgrad import ops
 
-    assert ops.EXP.parallel_from == (PARALLEL_MIN, PARALLEL_MIN_LIGHT)  # exp's backward is a product
+    assert ops.EXP.parallel_from == (PARALLEL_MIN, LIGHT)  # exp's backward is a product
     assert ops.SIN.parallel_from == (PARALLEL_MIN, PARALLEL_MIN)
-    assert ops.RELU.parallel_from == ops.MUL.parallel_from == (PARALLEL_MIN_LIGHT, PARALLEL_MIN_LIGHT)
+    assert ops.RELU.parallel_from == ops.MUL.parallel_from == (LIGHT, LIGHT)
+    assert ops.SUM.parallel_from == (PARALLEL_MIN_LIGHT, PARALLEL_MIN_LIGHT)  # not elementwise
     x = nbgrad.randn(PARALLEL_MIN_LIGHT + 5, dtype=nbgrad.float64, requires_grad=True)
     ((x * 3).relu().sin() * x).sum().backward()  # every kernel on threads
     v = x.detach().numpy()

@@ -323,36 +323,6 @@ def test_integer_arithmetic_and_promotion():
     assert nbgrad.exp(i).dtype is nbgrad.float32
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matmul_kernels_agree_through_both_blas_interfaces(dtype, monkeypatch):
-    from nbgrad.kernels import blas, linalg
-
-    address = dict(zip((np.float32, np.float64), blas.find_gemm()))[dtype]
-    monkeypatch.setenv("NBGRAD_NUMPY_BLAS", "0")
-    fortran = dict(zip((np.float32, np.float64), blas.find_gemm()))[dtype]
-    assert fortran < 0
-    rng = np.random.default_rng(0)
-    batch, m, k, n = 2, 3, 4, 5
-    a = rng.normal(size=batch * m * k).astype(dtype)
-    b = rng.normal(size=k * n).astype(dtype)  # shared across the batch
-    g = rng.normal(size=batch * m * n).astype(dtype)
-    expected = np.matmul(a.reshape(batch, m, k), b.reshape(k, n))
-    for gemm in {fortran, address}:
-        out = np.empty(batch * m * n, dtype)
-        linalg.matmul_fwd(a, b, batch, 1, m, k, n, gemm, out)
-        np.testing.assert_allclose(out.reshape(batch, m, n), expected, rtol=1e-5)
-        g3 = g.reshape(batch, m, n)
-        for fresh, start, base in ((False, 1.0, 1.0), (True, np.nan, 0.0)):
-            # backward kernels accumulate; told ``fresh``, they overwrite whatever the buffer held
-            ga = np.full(batch * m * k, start, dtype)
-            gb = np.full(k * n, start, dtype)  # b is shared: the batch's products sum into it
-            linalg.matmul_bwd_a(g, b, batch, 1, m, k, n, gemm, fresh, ga)
-            linalg.matmul_bwd_b(g, a, batch, 1, m, k, n, gemm, fresh, gb)
-            np.testing.assert_allclose(ga.reshape(batch, m, k), base + g3 @ b.reshape(k, n).T, rtol=1e-5)
-            np.testing.assert_allclose(gb.reshape(k, n), base + np.einsum("bmk,bmn->kn", a.reshape(batch, m, k), g3),
-                                       rtol=1e-5)
-
-
 def test_matmul_over_an_empty_batch_with_a_shared_operand():
     a = nbgrad.ones(3, 4, requires_grad=True)
     b = nbgrad.zeros(0, 4, 5, requires_grad=True)

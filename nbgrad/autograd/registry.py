@@ -35,7 +35,7 @@ class Op:
     slices of all their arrays (in parallel, for big outputs: from
     ``jit.PARALLEL_MIN`` elements for the directions named in ``heavy``,
     ``"forward"`` and ``"backward"``, whose kernels compute a transcendental function
-    per element, else from ``jit.PARALLEL_MIN_LIGHT``); ``keeps_shapes``
+    per element, else from ``jit.ELEMENTWISE_LIGHT_THREADS_FROM``); ``keeps_shapes``
     ops note their inputs' shapes on the node, where neither the output's shape
     nor a saved input tells them (``create_graph`` reads them); a ``saves_number``
     op's row counts as saving something, so that a second backward through it
@@ -68,8 +68,8 @@ class Op:
     def __post_init__(self):
         self.node_class = node_class(self.grad_fn)
         # elements from which the forward and the backward run in threads
-        self.parallel_from = tuple(jit.PARALLEL_MIN if way in self.heavy else jit.PARALLEL_MIN_LIGHT
-                                   for way in ("forward", "backward"))
+        light = jit.ELEMENTWISE_LIGHT_THREADS_FROM if self.elementwise else jit.PARALLEL_MIN_LIGHT
+        self.parallel_from = tuple(jit.PARALLEL_MIN if way in self.heavy else light for way in ("forward", "backward"))
         # positions in (*inputs, *params, out), params starting with the arrays
         arrays = self.inputs + tuple(name for name, _ in self.arrays)
         positions = [-1 if name == "out" else arrays.index(name) for name in self.saves]

@@ -59,7 +59,7 @@ def linear(input, weight, bias=None):
     b = operands[2]._data if bias is not None else np.empty(0, numpy_dtype)
     out = np.empty(x.shape[:-1] + (n,), numpy_dtype)
     return ops._apply(ops.LINEAR, operands, (x, operands[1]._data, b), (math.prod(x.shape[:-1]), k, n,
-                      ops._GEMM[numpy_dtype]), out, None if bias is not None else _MM_NODE)
+                      ops._GEMM[numpy_dtype], ops._THREADS_FROM), out, None if bias is not None else _MM_NODE)
 
 
 _MM_NODE = ops.node_class("MmBackward0")

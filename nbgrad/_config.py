@@ -1,0 +1,41 @@
+"""``nbgrad.show_config()``: what this process runs on, like ``numpy.show_config()``."""
+import os
+import platform
+import sys
+
+
+def show_config():
+    """Print nbgrad's version and its dependencies', the BLAS in use and its threads, Numba's
+    threading layer and thread count, and the compile cache's folder and switch."""
+    import numba
+    import numpy
+    import scipy
+
+    from . import __version__, ops
+    from .kernels import blas, jit
+
+    used = ops.BLAS
+    table = used.tables[numpy.dtype(numpy.float32)]
+    why = f"NBGRAD_BLAS={os.environ['NBGRAD_BLAS']}" if os.environ.get("NBGRAD_BLAS") else "the default choice"
+    if table[blas.SET_THREADS] and (table[blas.SERIAL_BELOW] or table[blas.SKINNY]):
+        threads = (f"{used.threads()}; 1 below {table[blas.SERIAL_BELOW]:,} multiply-adds or summing over at most "
+                   f"{table[blas.SKINNY]} terms")
+    else:
+        threads = f"{used.threads()} for every product"
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = f"{numba.config.THREADING_LAYER} (asked for)"
+    lines = [
+        f"nbgrad {__version__}",
+        f"  Python {platform.python_version()} ({sys.executable})",
+        f"  NumPy {numpy.__version__}, Numba {numba.__version__}, SciPy {scipy.__version__}",
+        f"BLAS: {used.name} ({why}; NBGRAD_BLAS=mkl|openblas|scipy chooses)",
+        f"  version: {used.version}",
+        f"  library: {used.library}",
+        f"  threads: {threads}",
+        f"Numba threads: layer {layer}, {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS}",
+        f"Compile cache: {'on' if jit.CACHE else 'off (NBGRAD_CACHE=0)'}, {jit.cache_root()}",
+        f"Debug build: {'on' if jit.DEBUG else 'off'} (NBGRAD_DEBUG=1: bounds checks, NaN-filled gradient buffers)",
+    ]
+    print("\n".join(lines))
