@@ -1,13 +1,15 @@
 """Everything ``nbgrad`` exports, loaded on first use (see ``nbgrad/__init__.py``)."""
-from . import autograd, dtypes, nn, optim
+from . import accelerator, autograd, backends, cuda, dtypes, nn, optim, random
 from ._config import show_config
-from ._tensor import Size, Tensor, device
+from ._tensor import Size, Tensor
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .devices import device, get_default_device, set_default_device
 from .dtypes import bool_ as bool
-from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64
+from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64, set_default_dtype
 from .factories import (
     arange,
     as_tensor,
+    bernoulli,
     empty,
     empty_like,
     eye,
@@ -16,7 +18,8 @@ from .factories import (
     full,
     full_like,
     linspace,
-    manual_seed,
+    multinomial,
+    normal,
     ones,
     ones_like,
     rand,
@@ -25,6 +28,7 @@ from .factories import (
     randint_like,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
@@ -94,7 +98,9 @@ from .ops import (
     where,
     zero_,
 )
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import load, save
+from .tensortypes import BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
 
 float = float32
 double = float64

@@ -16,31 +16,8 @@ from . import dtypes
 from ._formatting import format_tensor
 from .autograd import engine, tape
 from .autograd.node import AccumulateGrad
+from .devices import CPU
 from .kernels import tape as layout
-
-
-class device:
-    """Where a tensor lives; nbgrad's CPU tensors say ``device(type='cpu')``."""
-
-    __slots__ = ("type",)
-
-    def __init__(self, type="cpu"):
-        self.type = str(type).split(":")[0]
-
-    def __eq__(self, other):
-        return str(self) == str(other)
-
-    def __hash__(self):
-        return hash(self.type)
-
-    def __str__(self):
-        return self.type
-
-    def __repr__(self):
-        return f"device(type='{self.type}')"
-
-
-CPU = device("cpu")
 
 
 class Size(tuple):
@@ -152,6 +129,65 @@ class Tensor:
     @property
     def device(self):
         return CPU
+
+    is_cuda = False
+    is_cpu = True
+    is_meta = False
+
+    def cpu(self, memory_format=None):
+        """The tensor itself: nbgrad tensors are on the CPU."""
+        return self
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        from .devices import check
+
+        check(device if device is not None else "cuda", "cuda()")
+
+    def get_device(self):
+        return -1  # PyTorch's answer for a CPU tensor
+
+    def is_pinned(self, device=None):
+        return False
+
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """``x.type()``: PyTorch's name of the tensor type (``'torch.FloatTensor'``, the name scripts
+        compare); ``x.type(nbgrad.float64)``, ``x.type(nbgrad.DoubleTensor)`` or
+        ``x.type('torch.DoubleTensor')``: the tensor in that dtype (itself when it has it)."""
+        from . import tensortypes
+
+        if dtype is None:
+            return tensortypes.type_name(self.dtype)
+        return self.to(tensortypes.dtype_of(dtype))
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from .factories import tensor
+
+        if isinstance(data, Tensor):
+            warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() "
+                          "or sourceTensor.detach().clone().requires_grad_(True), rather than "
+                          "tensor.new_tensor(sourceTensor).", UserWarning, stacklevel=2)
+            data = data.detach()
+        return tensor(data, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from .factories import empty
+
+        return empty(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .factories import zeros
+
+        return zeros(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .factories import ones
+
+        return ones(*size, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .factories import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
 
     @property
     def is_leaf(self):

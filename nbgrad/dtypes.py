@@ -67,6 +67,15 @@ def get_default_dtype():
     return _default_float
 
 
+def set_default_dtype(d):
+    """The dtype of Python floats and of factories without ``dtype=``: float32 or float64."""
+    global _default_float
+    d = as_dtype(d)
+    if not d.is_floating_point:
+        raise TypeError("only floating-point types are supported as the default type")
+    _default_float = d
+
+
 def promote(a, b):
     """The smallest dtype holding both (PyTorch's promote_types for nbgrad's dtypes)."""
     if a is b:
