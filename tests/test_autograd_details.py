@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import nbgrad
+from nbgrad.autograd import graph
 
 SECOND_TIME = "Trying to backward through the graph a second time"
 
@@ -389,3 +390,57 @@ def test_saved_attributes_nbgrad_does_not_keep_are_attribute_errors():
     node = nbgrad.nn.functional.nll_loss(x.log_softmax(1), nbgrad.tensor([2, 0])).grad_fn
     assert not hasattr(node, "_saved_self")  # PyTorch keeps the log-probabilities; nbgrad's backward needs none
     assert not hasattr(x.var().grad_fn, "_saved_self")  # a composite op's last node, named as PyTorch's
+
+
+# --- saved-tensor hooks -------------------------------------------------------------
+
+
+def test_saved_tensors_hooks_is_refused_on_entering():
+    calls = []
+    hooks = nbgrad.autograd.graph.saved_tensors_hooks(lambda t: calls.append("pack") or t,
+                                                      lambda t: calls.append("unpack") or t)
+    with pytest.raises(NotImplementedError, match="saved_tensors_hooks is not supported"):
+        with hooks:
+            pass
+    assert calls == []
+
+
+def test_save_on_cpu_changes_nothing():
+    x = leaf(nbgrad, [1.0, 2.0])
+    with nbgrad.autograd.graph.save_on_cpu(pin_memory=True):
+        y = (x.exp() * x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.exp([1.0, 2.0]) * [2.0, 3.0])
+
+
+def _disabled(T):
+    g = T.autograd.graph
+    outcomes = []
+    with g.disable_saved_tensors_hooks("outer"):
+        for hooks in (lambda: g.save_on_cpu(), lambda: g.saved_tensors_hooks(lambda t: t, lambda t: t)):
+            with pytest.raises(RuntimeError) as info:
+                with hooks():
+                    pass
+            outcomes.append(str(info.value))
+        with g.disable_saved_tensors_hooks("inner"):
+            with pytest.raises(RuntimeError) as info:
+                with g.save_on_cpu():
+                    pass
+            outcomes.append(str(info.value))
+        with pytest.raises(RuntimeError) as info:  # the outer message again
+            with g.save_on_cpu():
+                pass
+        outcomes.append(str(info.value))
+    with g.save_on_cpu():  # enabled again
+        outcomes.append("enabled")
+    return outcomes
+
+
+def test_disable_saved_tensors_hooks():
+    assert _disabled(nbgrad) == ["outer", "outer", "inner", "outer", "enabled"]
+    assert graph.disable_saved_tensors_hooks is nbgrad.autograd.graph.disable_saved_tensors_hooks
+
+
+def test_disable_saved_tensors_hooks_as_pytorch():
+    torch = pytest.importorskip("torch")
+    assert _disabled(nbgrad) == _disabled(torch)
