@@ -187,6 +187,7 @@ def _record(cls, ctx, args, outputs, inputs):
     ctx._row = r
     ctx._inputs = [(a._node._row, a._data.shape, a._data.dtype) if need else None
                    for a, need in zip(args, ctx.needs_input_grad)]
+    ctx._tensor_positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))  # node._parts' order
     ctx._output_meta = [(o._data.shape, o._data.dtype) if k in differentiable else None
                         for k, o in enumerate(outputs)]
     tape.saved[r] = tuple((t, _version(t)) for t in ctx._to_save)
@@ -234,6 +235,21 @@ def run_backward(r, grad, arena):
     _call_backward(type(node), ctx, grads, arena)
 
 
+def gradients_returned(name, result, expected):
+    """What ``backward`` returned as a tuple of ``expected`` gradients, one per argument of ``forward``.
+
+    As in PyTorch, a single value counts as a 1-tuple and extra trailing ``None``s are dropped; any other
+    count is an error.
+    """
+    result = result if isinstance(result, tuple) else (result,)
+    if len(result) > expected and all(g is None for g in result[expected:]):
+        result = result[:expected]
+    if len(result) != expected:
+        raise RuntimeError(f"function {name} returned an incorrect number of gradients "
+                           f"(expected {expected}, got {len(result)})")
+    return result
+
+
 def _call_backward(node_class, ctx, grads, arena):
     from .._tensor import Tensor, _wrap
 
@@ -245,11 +261,8 @@ def _call_backward(node_class, ctx, grads, arena):
     slots = [None if target is None else int(tape.row(target[0])[layout.SLOT]) for target in ctx._inputs]
     with no_grad():
         result = node_class.function.backward(ctx, *[None if g is None else _wrap(g) for g in grads])
-    result = result if isinstance(result, tuple) else (result,)
+    result = gradients_returned(node_class.__name__, result, len(ctx.needs_input_grad))
     name = node_class.__name__
-    if len(result) != len(ctx.needs_input_grad):
-        raise RuntimeError(f"function {name} returned an incorrect number of gradients "
-                           f"(expected {len(ctx.needs_input_grad)}, got {len(result)})")
     for index, (target, g, slot) in enumerate(zip(ctx._inputs, result, slots)):
         if target is None or g is None:
             continue

@@ -1,13 +1,82 @@
-"""A picture of the backward graph: Graphviz DOT text, and SVG/PNG files through ``graphviz``.
+"""``autograd.graph``: saved-tensor hooks (as far as nbgrad has them) and a picture of the backward
+graph: Graphviz DOT text, and SVG/PNG files through ``graphviz``.
 
 >>> x = nbgrad.ones(2, requires_grad=True)
 >>> print(to_dot((x * 2).sum()))        # doctest: +SKIP
 """
+import contextlib
+import threading
+
 import numpy as np
 
 from . import tape
 from .node import AccumulateGrad
 
+# --- saved-tensor hooks ---------------------------------------------------------
+
+_hooks_state = threading.local()  # .disabled: the message of the innermost disable_saved_tensors_hooks (per thread)
+
+SAVED_TENSORS_HOOKS_UNSUPPORTED = (
+    "torch.autograd.graph.saved_tensors_hooks is not supported by nbgrad: its compiled ops keep the buffers "
+    "their backward reads as raw memory addresses in the tape row the forward kernel writes, and the fused "
+    "backward reads them there, so there is no point at which pack_hook could run on a saved tensor or "
+    "unpack_hook give back the one a backward uses. Use save_on_cpu (a no-op: every tensor is on the CPU), "
+    "or recompute in a custom autograd.Function instead."
+)
+
+
+def _check_hooks_allowed():
+    message = getattr(_hooks_state, "disabled", None)
+    if message is not None:
+        raise RuntimeError(message)
+
+
+class saved_tensors_hooks:
+    """PyTorch's context manager setting ``pack_hook``/``unpack_hook`` for the tensors the graph saves.
+
+    nbgrad cannot run them (see ``SAVED_TENSORS_HOOKS_UNSUPPORTED``): entering one raises
+    ``NotImplementedError`` rather than silently never calling the hooks.
+    """
+
+    def __init__(self, pack_hook, unpack_hook):
+        self.pack_hook = pack_hook
+        self.unpack_hook = unpack_hook
+
+    def __enter__(self):
+        _check_hooks_allowed()
+        raise NotImplementedError(SAVED_TENSORS_HOOKS_UNSUPPORTED)
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+class save_on_cpu(saved_tensors_hooks):
+    """PyTorch's ``save_on_cpu``: saved tensors kept in CPU memory. Every nbgrad tensor is there already,
+    so it changes nothing (as in PyTorch, it raises inside ``disable_saved_tensors_hooks``)."""
+
+    def __init__(self, pin_memory=False, device_type="cuda"):
+        self.pin_memory = pin_memory
+        self.device_type = device_type
+        super().__init__(lambda tensor: tensor, lambda tensor: tensor)
+
+    def __enter__(self):
+        _check_hooks_allowed()
+        return None
+
+
+@contextlib.contextmanager
+def disable_saved_tensors_hooks(error_message):
+    """Within it, entering ``saved_tensors_hooks`` (or ``save_on_cpu``) raises ``RuntimeError(error_message)``,
+    as in PyTorch (per thread; nested ones restore the outer message on exit)."""
+    previous = getattr(_hooks_state, "disabled", None)
+    _hooks_state.disabled = error_message
+    try:
+        yield
+    finally:
+        _hooks_state.disabled = previous
+
+
+# --- a picture of the graph -------------------------------------------------------
 
 def _shape(shape):
     return "(" + ", ".join(str(int(d)) for d in shape) + ")"

@@ -361,7 +361,7 @@ def _order(roots):
 
 def _input_grads(node, g):
     """The gradients of ``node``'s inputs from its output's gradient ``g``, as graph tensors."""
-    from .function import FunctionNode
+    from .function import FunctionNode, gradients_returned
 
     row = tape.row(node._row)
     if row[layout.FLAGS] & (layout.MODIFIED | layout.REFUSED):
@@ -372,9 +372,9 @@ def _input_grads(node, g):
         ctx = node._ctx
         if node._function is not node or len(ctx._output_meta) != 1:
             raise NotImplementedError("create_graph: Functions with several outputs are not supported yet")
-        result = type(node).function.backward(ctx, g)
-        result = result if isinstance(result, tuple) else (result,)
-        return [r for r, need in zip(result, ctx.needs_input_grad) if need]
+        result = gradients_returned(type(node).__name__, type(node).function.backward(ctx, g),
+                                    len(ctx.needs_input_grad))
+        return [result[i] for i in ctx._tensor_positions]  # one per tensor argument, as node._inputs
     op = BY_OPCODE.get(int(row[layout.OP]))
     formula = FORMULAS.get(op.name) if op is not None else None
     if formula is None:

@@ -2,9 +2,10 @@
 
 A node owns one tape row and holds its input nodes, which keeps their rows
 (and the rows they need) alive as long as it lives. Node classes are named
-like PyTorch's (``MulBackward0``) and made once per name.
+like PyTorch's (``MulBackward0``) and made once per name, with PyTorch's
+``_saved_*`` attributes for what their rows save (see ``saved``).
 """
-from . import tape
+from . import saved, tape
 
 
 class Node:
@@ -75,5 +76,5 @@ def node_class(name, many_inputs=False):
     cls = _classes.get(name)
     if cls is None:
         base = ManyInputsNode if many_inputs else Node
-        cls = _classes[name] = type(name, (base,), {"__slots__": ()})
+        cls = _classes[name] = type(name, (base,), {"__slots__": (), **saved.properties(name)})
     return cls
