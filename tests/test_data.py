@@ -406,7 +406,7 @@ def test_errors_without_pytorch():
         default_collate([None])
     with pytest.raises(ValueError, match="Sum of input lengths does not equal"):
         random_split(range(4), [1, 2])
-    with pytest.raises(TypeError, match="generator should be None, an int seed or a numpy.random.Generator"):
+    with pytest.raises(TypeError, match="generator should be None, an nbgrad.Generator, an int seed"):
         DataLoader(ds, shuffle=True, generator="seed")
 
 
@@ -595,3 +595,16 @@ def test_numpy_dtypes_nbgrad_lacks_are_widened():
     assert batch.dtype == nb.int64 and batch.shape == (3, 2, 2) and batch[2].tolist() == [[2, 2], [2, 2]]
     assert default_collate([np.float16(1.5), np.float16(2)]).dtype == nb.float32
     assert data.default_convert(np.arange(3, dtype=np.int16)).dtype == nb.int64
+
+
+def test_an_nbgrad_generator_drives_the_samplers_and_random_split():
+    import nbgrad as nb
+    from nbgrad.utils.data import DataLoader, RandomSampler, random_split
+
+    def orders(seed):
+        g = nb.Generator().manual_seed(seed)
+        split = [list(part.indices) for part in random_split(range(10), [0.6, 0.4], generator=g)]
+        loader = DataLoader(list(range(8)), batch_size=8, shuffle=True, generator=g)
+        return split, [batch.tolist() for batch in loader], list(RandomSampler(range(5), generator=g))
+
+    assert orders(3) == orders(3) and orders(3) != orders(4)

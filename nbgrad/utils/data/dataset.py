@@ -212,7 +212,8 @@ def random_split(dataset, lengths, generator=None):
     ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1: each split gets
     ``floor(fraction * len(dataset))`` samples, and what remains is dealt out one by one from the
     first split on. ``generator``: None draws from nbgrad's generator (``nbgrad.manual_seed``), or
-    an int seed or a ``numpy.random.Generator`` (PyTorch's ``torch.Generator().manual_seed(s)``).
+    an ``nbgrad.Generator`` (``nbgrad.Generator().manual_seed(s)``, as PyTorch's), an int seed or a
+    ``numpy.random.Generator``.
 
     >>> train, test = random_split(range(10), [0.8, 0.2], generator=42)
     >>> len(train), len(test)

@@ -1,7 +1,8 @@
 """Samplers, as ``torch.utils.data.sampler``: the orders (or batches) of indices a DataLoader reads.
 
 The random ones draw from ``generator``: None for nbgrad's generator (the one ``nbgrad.manual_seed``
-seeds), looked up as each pass starts; an int seed; or a ``numpy.random.Generator``.
+seeds), looked up as each pass starts; an ``nbgrad.Generator``; an int seed; or a
+``numpy.random.Generator``.
 """
 import itertools
 from typing import Generic, TypeVar
