@@ -6,6 +6,9 @@ One line per epoch (loss, train and test accuracy, seconds); the last line is th
 test accuracy. The same seed gives the same numbers.
 """
 import argparse
+import importlib.util
+import math
+import os
 import sys
 import time
 
@@ -17,17 +20,33 @@ from nbgrad.utils.data import DataLoader, TensorDataset
 CLASSES = 10
 
 
+def _positive_float(text):
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each default, but not the None of a flag that has none."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m nbgrad.examples.mlp", description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser = argparse.ArgumentParser(prog="python -m nbgrad.examples.mlp", description=__doc__.split("\n")[0],
+                                     formatter_class=_ShowDefaults)
+    parser.add_argument("--epochs", type=int, default=20, help="passes over the training set")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per step")
     parser.add_argument("--hidden", type=int, default=64, help="width of each hidden layer")
-    parser.add_argument("--layers", type=int, default=1, help="number of hidden layers")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01 adam, 0.1 sgd)")
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--plot", metavar="PATH", help="write loss and accuracy curves to this PNG")
+    parser.add_argument("--layers", type=int, default=1, help="number of hidden layers (0: a linear model)")
+    parser.add_argument("--lr", type=_positive_float, default=None,
+                        help="learning rate (default: 0.01 with adam, 0.1 with sgd)")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="sgd has momentum 0.9")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the batches")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="of weights and data")
+    parser.add_argument("--plot", metavar="PATH", help="write loss and accuracy curves to this PNG (needs matplotlib)")
     parser.add_argument("--save", metavar="PATH", help="save the trained model's state_dict (.npz)")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden"):
@@ -35,7 +54,22 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.layers < 0:
         parser.error("--layers must be at least 0")
+    for flag in ("plot", "save"):  # checked now, not after the training they would save
+        path = getattr(args, flag)
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if path and not os.path.isdir(folder):
+            parser.error(f"--{flag} {path}: the folder {folder} does not exist")
+        if path and not os.access(folder, os.W_OK):
+            parser.error(f"--{flag} {path}: the folder {folder} is not writable")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error('--plot needs matplotlib: pip install -e ".[plot]" from a clone (or pip install matplotlib)')
     return args
+
+
+def describe_model(layers, hidden):
+    if layers == 0:
+        return "linear (no hidden layer)"
+    return f"{layers} hidden layer{'s' if layers > 1 else ''} of {hidden}"
 
 
 def build_model(features, hidden, layers):
@@ -75,8 +109,8 @@ def train(args, log=print):
                         generator=args.seed)
     show_bar = len(loader) >= 200 and sys.stderr.isatty()
     history = {"loss": [], "train": [], "test": []}
-    log(f"digits: {len(x_train)} train, {len(x_test)} test images; model: {args.layers} hidden layer(s) of "
-        f"{args.hidden}, {args.optimizer} lr {lr} (cosine schedule), batch {args.batch_size}, {args.dtype}")
+    log(f"digits: {len(x_train)} train, {len(x_test)} test images; model: {describe_model(args.layers, args.hidden)}, "
+        f"{args.optimizer} lr {lr} (cosine schedule), batch {args.batch_size}, {args.dtype}")
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         total, count = 0.0, 0
@@ -99,11 +133,8 @@ def train(args, log=print):
 
 
 def plot(history, path, log=print):
-    try:
-        import matplotlib
-    except ImportError:
-        log('--plot needs matplotlib: pip install matplotlib (or pip install "nbgrad[plot]")')
-        return
+    import matplotlib  # parse_args checked that it is installed
+
     matplotlib.use("Agg")
     from matplotlib import pyplot
 

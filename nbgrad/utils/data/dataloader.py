@@ -137,7 +137,8 @@ class DataLoader(Generic[_T_co]):
     ``batch_size=None`` each sample comes alone, through ``default_convert``. An ``IterableDataset``
     is read as it streams.
 
-    ``generator`` is an ``nbgrad.Generator``, an int seed or a ``numpy.random.Generator``; the loading happens in the main process whatever ``num_workers`` says.
+    ``generator`` is an ``nbgrad.Generator``, an int seed or a ``numpy.random.Generator``; the
+    loading happens in the main process whatever ``num_workers`` says.
     """
 
     __initialized = False
