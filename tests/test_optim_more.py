@@ -1,4 +1,5 @@
-"""RMSprop and Adagrad: against updates computed by hand and, where PyTorch is installed, against PyTorch."""
+"""RMSprop, Adagrad and the schedules ExponentialLR, MultiStepLR, LambdaLR and ReduceLROnPlateau:
+against updates computed by hand and, where PyTorch is installed, against PyTorch."""
 import itertools
 import math
 
@@ -7,6 +8,7 @@ import pytest
 
 import nbgrad as nb
 from nbgrad import optim
+from nbgrad.optim import lr_scheduler
 
 # --- references --------------------------------------------------------------
 
@@ -288,3 +290,184 @@ def test_optimizer_error_messages_match_torch():
                 getattr(lib.optim, name)([lib.ones(2, requires_grad=True)], **kwargs)
             errors.append((type(error.value), str(error.value)))
         assert errors[0] == errors[1], (name, kwargs)
+
+
+# --- schedules by hand ---------------------------------------------------------
+
+
+def lrs_of(make_scheduler, epochs, metrics=None, lr=1.0):
+    opt = optim.SGD([nb.ones(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(opt)
+    seen = []
+    for epoch in range(epochs):
+        seen.append(scheduler.get_last_lr()[0])
+        scheduler.step(*([] if metrics is None else [metrics[epoch]]))
+    return seen
+
+
+def test_schedules_by_hand():
+    assert lrs_of(lambda o: lr_scheduler.ExponentialLR(o, gamma=0.5), 4) == [1.0, 0.5, 0.25, 0.125]
+    assert lrs_of(lambda o: lr_scheduler.MultiStepLR(o, [2, 4, 4], gamma=0.1), 6) == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.001, 0.001])
+    assert lrs_of(lambda o: lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1)), 4) == [1, 0.5, 1 / 3, 0.25]
+    # patience 1: the second epoch without improvement lowers the lr
+    seen = lrs_of(lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=1), 7, [1, 1, 1, 0.5, 0.5, 0.5, 0.5])
+    assert seen == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01])
+
+
+def test_reduce_on_plateau_min_lr_cooldown_and_state_dict():
+    opt = optim.SGD([{"params": [nb.ones(1, requires_grad=True)]}, {"params": [nb.ones(1, requires_grad=True)]}],
+                    lr=1.0)
+    plateau = lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0, cooldown=1, min_lr=[0, 0.4])
+    for _ in range(3):
+        plateau.step(1.0)  # epoch 1 sets best; each later one is bad, but the one after a cut is cooldown
+    assert plateau.get_last_lr() == [0.5, 0.5]
+    state = plateau.state_dict()
+    assert "optimizer" not in state and state["best"] == 1.0
+    other = lr_scheduler.ReduceLROnPlateau(opt)
+    other.load_state_dict(state)
+    other.step(1.0)
+    assert other.get_last_lr() == [0.25, 0.4] and other.cooldown_counter == 1
+
+
+def test_lambda_lr_state_dict_saves_callable_objects_not_functions():
+    class Warmup:
+        def __init__(self, epochs):
+            self.epochs = epochs
+
+        def __call__(self, epoch):
+            return min(1.0, (epoch + 1) / self.epochs)
+
+    opt = optim.SGD([{"params": [nb.ones(1, requires_grad=True)]}, {"params": [nb.ones(1, requires_grad=True)]}],
+                    lr=1.0)
+    scheduler = lr_scheduler.LambdaLR(opt, [Warmup(4), lambda e: 0.5 ** e])
+    state = scheduler.state_dict()
+    assert state["lr_lambdas"] == [{"epochs": 4}, None]
+    state["lr_lambdas"][0] = {"epochs": 2}
+    state["last_epoch"] = 0
+    scheduler.load_state_dict(state)
+    scheduler.step()
+    assert scheduler.get_last_lr() == [1.0, 0.5]
+
+
+def test_schedule_errors():
+    opt = optim.SGD([{"params": [nb.ones(1, requires_grad=True)]}, {"params": [nb.ones(1, requires_grad=True)]}],
+                    lr=1.0)
+    cases = [(lambda: lr_scheduler.ReduceLROnPlateau(opt, factor=1.0), ValueError, "Factor should be < 1.0."),
+             (lambda: lr_scheduler.ReduceLROnPlateau(opt, mode="up"), ValueError, "mode up is unknown!"),
+             (lambda: lr_scheduler.ReduceLROnPlateau(opt, threshold_mode="x"), ValueError,
+              "threshold mode x is unknown!"),
+             (lambda: lr_scheduler.ReduceLROnPlateau(opt, min_lr=[0]), ValueError, "expected 2 min_lrs, got 1"),
+             (lambda: lr_scheduler.LambdaLR(opt, [lambda e: 1]), ValueError, "Expected 2 lr_lambdas, but got 1"),
+             (lambda: lr_scheduler.ExponentialLR(object(), 0.5), TypeError, "object is not an Optimizer"),
+             (lambda: lr_scheduler.ReduceLROnPlateau(object()), TypeError, "object is not an Optimizer")]
+    for make, kind, message in cases:
+        with pytest.raises(kind) as error:
+            make()
+        assert str(error.value) == message
+
+
+# --- schedules against PyTorch ------------------------------------------------
+
+
+@pytest.mark.parametrize("name, kwargs", [("RMSprop", dict(momentum=0.9, centered=True)),
+                                          ("Adagrad", dict(lr_decay=0.05, initial_accumulator_value=0.1))])
+def test_param_groups_and_a_schedule_match_torch(name, kwargs):
+    """Groups with their own lr, and an lr a scheduler changes at every step."""
+    for dtype in (np.float32, np.float64):
+        assert_same_steps(name, kwargs, dtype, groups=True,
+                          schedule=lambda lib, opt: lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9))
+
+
+def lr_sequences(lib, make, epochs=30, metrics=None):
+    """Each group's lr after each epoch (three groups with their own lrs)."""
+    params = [lib.ones(1, requires_grad=True) for _ in range(3)]
+    opt = lib.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, (1.0, 0.3, 0.01))], lr=0.1)
+    scheduler = make(lib.optim.lr_scheduler, opt)
+    seen = [scheduler.get_last_lr()]
+    for epoch in range(epochs):
+        opt.step()
+        scheduler.step(*([] if metrics is None else [metrics[epoch]]))
+        seen.append(scheduler.get_last_lr())
+    return seen
+
+
+# losses that fall, stall, wobble below the relative threshold and fall again
+LOSSES = [1.0, 0.8, 0.8, 0.79995, 0.81, 0.8, 0.5, 0.5, 0.49999, 0.6, 0.6, 0.6, 0.4, 0.41, 0.41, 0.42, 0.39, 0.39,
+          0.39, 0.39, 0.3, 0.31, 0.3, 0.3, 0.3, 0.3, 0.3, 0.29, 0.3, 0.3]
+SCHEDULES = {
+    "exponential": lambda s, o: s.ExponentialLR(o, gamma=0.9),
+    "multistep": lambda s, o: s.MultiStepLR(o, milestones=[3, 7, 7, 20], gamma=0.3),
+    "multistep from 0": lambda s, o: s.MultiStepLR(o, milestones=[0, 5]),
+    "lambda": lambda s, o: s.LambdaLR(o, lambda e: 0.95 ** e / (1 + e % 4)),
+    "lambdas": lambda s, o: s.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: 0.9 ** e, lambda e: 1.0]),
+}
+PLATEAUS = {
+    "min rel": dict(patience=1),
+    "min abs": dict(patience=1, threshold=0.05, threshold_mode="abs"),
+    "max rel": dict(mode="max", patience=2, factor=0.5),
+    "max abs": dict(mode="max", patience=0, threshold=0.01, threshold_mode="abs", factor=0.7),
+    "cooldown": dict(patience=0, cooldown=2, factor=0.5),
+    "min_lr": dict(patience=0, factor=0.5, min_lr=0.05),
+    "min_lrs": dict(patience=0, factor=0.5, min_lr=[0.2, 0.1, 0.001], eps=1e-3),
+    "eps": dict(patience=0, factor=0.9, eps=0.05),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_match_torch(name):
+    torch = pytest.importorskip("torch")
+    assert lr_sequences(nb, SCHEDULES[name]) == lr_sequences(torch, SCHEDULES[name])
+
+
+@pytest.mark.parametrize("name", PLATEAUS)
+def test_reduce_on_plateau_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    kwargs = PLATEAUS[name]
+    metrics = [-m for m in LOSSES] if kwargs.get("mode") == "max" else LOSSES
+    make = lambda s, o: s.ReduceLROnPlateau(o, **kwargs)  # noqa: E731
+    ours, theirs = lr_sequences(nb, make, metrics=metrics), lr_sequences(torch, make, metrics=metrics)
+    assert ours == theirs
+    assert len({tuple(lrs) for lrs in ours}) > 2, "the case should lower the lr more than once"
+
+
+def test_schedule_state_dicts_resume_as_torch():
+    """A scheduler rebuilt from its state_dict goes on with the same lrs as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    for make in (SCHEDULES["multistep"], SCHEDULES["exponential"],
+                 lambda s, o: s.ReduceLROnPlateau(o, patience=1, cooldown=1)):
+        runs = []
+        for lib in (nb, torch):
+            params = [lib.ones(1, requires_grad=True)]
+            opt = lib.optim.SGD(params, lr=1.0)
+            scheduler = make(lib.optim.lr_scheduler, opt)
+            plateau = type(scheduler).__name__ == "ReduceLROnPlateau"
+            seen = []
+            for epoch in range(20):
+                if epoch == 10:
+                    saved_opt, saved = opt.state_dict(), scheduler.state_dict()
+                    opt = lib.optim.SGD(params, lr=1.0)
+                    opt.load_state_dict(saved_opt)
+                    scheduler = make(lib.optim.lr_scheduler, opt)
+                    scheduler.load_state_dict(saved)
+                opt.step()
+                scheduler.step(*([LOSSES[epoch]] if plateau else []))
+                seen.append(opt.param_groups[0]["lr"])
+            runs.append(seen)
+        assert runs[0] == runs[1]
+
+
+def test_schedule_error_messages_match_torch():
+    torch = pytest.importorskip("torch")
+    schedules = [lambda s, o: s.ReduceLROnPlateau(o, factor=2), lambda s, o: s.ReduceLROnPlateau(o, mode="up"),
+                 lambda s, o: s.ReduceLROnPlateau(o, threshold_mode="x"),
+                 lambda s, o: s.ReduceLROnPlateau(o, min_lr=[0, 0]),
+                 lambda s, o: s.LambdaLR(o, [lambda e: 1, lambda e: 1])]
+    for make in schedules:
+        errors = []
+        for lib in (nb, torch):
+            opt = lib.optim.SGD([lib.ones(1, requires_grad=True)], lr=0.1)
+            with pytest.raises(Exception) as error:
+                make(lib.optim.lr_scheduler, opt)
+            errors.append((type(error.value), str(error.value)))
+        assert errors[0] == errors[1]
