@@ -2,9 +2,9 @@
 
 The optimizer hands a table with one int64 row per parameter: its leaf's tape
 row (where the gradient buffer, its size, dtype and whether a backward wrote it
-are), the address of its values and of up to two state buffers, and its step
-count; and one float64 row of hyper-parameters per parameter (from its group).
-Parameters without a gradient are skipped, as in PyTorch.
+are), the address of its values and of up to three state buffers (0: none),
+and its step count; and one float64 row of hyper-parameters per parameter
+(from its group). Parameters without a gradient are skipped, as in PyTorch.
 """
 import math
 
@@ -14,11 +14,13 @@ from .jit import njit
 from .tape import FLAGS, GRAD_BUF, GRAD_DEFINED, ITEMSIZE, NUMEL, row_at, view
 
 # Columns of the parameter table (UPDATED: written by the step, 1 where it updated the parameter).
-ROW, DATA, STATE0, STATE1, STEP, UPDATED = range(6)
-COLUMNS = 6
-# Columns of the hyper-parameter table: SGD reads LR..NESTEROV, Adam LR, WEIGHT_DECAY and BETA1..EPS.
-LR, WEIGHT_DECAY, MOMENTUM, DAMPENING, NESTEROV, BETA1, BETA2, EPS, DECOUPLED = range(9)
-SGD, ADAM = 0, 1
+ROW, DATA, STATE0, STATE1, STATE2, STEP, UPDATED = range(7)
+COLUMNS = 7
+# Columns of the hyper-parameter table; each optimizer reads those its kernel names.
+(LR, WEIGHT_DECAY, MOMENTUM, DAMPENING, NESTEROV, BETA1, BETA2, EPS, DECOUPLED, ALPHA, CENTERED, LR_DECAY,
+ MAXIMIZE) = range(13)
+HYPER_COLUMNS = 13
+SGD, ADAM, RMSPROP, ADAGRAD = range(4)
 
 
 @njit
@@ -54,17 +56,60 @@ def _adam(p, g, m, v, step, h):
 
 
 @njit
+def _rmsprop(p, g, square_avg, momentum_buffer, grad_avg, h):
+    """PyTorch's RMSprop: d = ±g + wd p; v = alpha v + (1 - alpha) d²; centered: a += (1 - alpha)(d - a),
+    avg = sqrt(v - a²) + eps, else sqrt(v) + eps; p -= lr d / avg, or with momentum
+    b = momentum b + d / avg, p -= lr b. The buffers of the options not in use are not read."""
+    lr, wd, momentum, alpha, eps = h[LR], h[WEIGHT_DECAY], h[MOMENTUM], h[ALPHA], h[EPS]
+    sign = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
+    centered = h[CENTERED] != 0.0
+    for i in range(p.size):
+        d = sign * g[i] + wd * p[i]
+        v = alpha * square_avg[i] + (1.0 - alpha) * d * d
+        square_avg[i] = v
+        if centered:
+            a = grad_avg[i] + (1.0 - alpha) * (d - grad_avg[i])  # PyTorch's lerp for weights below 0.5
+            grad_avg[i] = a
+            v -= a * a
+        avg = math.sqrt(v) + eps
+        if momentum > 0.0:
+            b = momentum * momentum_buffer[i] + d / avg
+            momentum_buffer[i] = b
+            p[i] -= lr * b
+        else:
+            p[i] -= lr * (d / avg)
+
+
+@njit
+def _adagrad(p, g, state_sum, step, h):
+    """PyTorch's Adagrad: d = ±g + wd p; sum += d²; p -= lr / (1 + (step - 1) lr_decay) d / (sqrt(sum) + eps)"""
+    wd, eps = h[WEIGHT_DECAY], h[EPS]
+    sign = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
+    clr = h[LR] / (1.0 + (step - 1) * h[LR_DECAY])
+    for i in range(p.size):
+        d = sign * g[i] + wd * p[i]
+        s = state_sum[i] + d * d
+        state_sum[i] = s
+        p[i] -= clr * (d / (math.sqrt(s) + eps))
+
+
+@njit
 def _update(kind, row, entry, h, dtype):
     n = row[NUMEL]
     p = view(entry[DATA], n, dtype)
     g = view(row[GRAD_BUF], n, dtype)
     s0 = view(entry[STATE0], n if entry[STATE0] else 0, dtype)
     s1 = view(entry[STATE1], n if entry[STATE1] else 0, dtype)
+    s2 = view(entry[STATE2], n if entry[STATE2] else 0, dtype)
     entry[STEP] += 1
     if kind == SGD:
         _sgd(p, g, s0, entry[STEP] == 1, h)
-    else:
+    elif kind == ADAM:
         _adam(p, g, s0, s1, entry[STEP], h)
+    elif kind == RMSPROP:
+        _rmsprop(p, g, s0, s1, s2, h)
+    else:
+        _adagrad(p, g, s0, entry[STEP], h)
 
 
 @njit

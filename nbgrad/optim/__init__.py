@@ -2,8 +2,10 @@
 
 The optimizer keeps a table of its parameters (see ``kernels/optim.py``) and
 rebuilds it only when a parameter's storage or leaf node changed. State
-buffers (momentum, Adam's moments) are NumPy arrays the kernel updates in place;
-``optimizer.state[p]`` shows them as tensors.
+buffers (momentum, Adam's moments, RMSprop's and Adagrad's sums) are NumPy
+arrays the kernel updates in place; ``optimizer.state[p]`` shows them as tensors.
+Each optimizer is one declaration: its kernel, its state buffers, which
+hyper-parameter columns its group values fill, and its checks.
 """
 import operator
 
@@ -15,7 +17,7 @@ from ..autograd.node import AccumulateGrad
 from ..kernels import optim as kernel
 from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
 
 
 class _Required:
@@ -30,7 +32,9 @@ class Optimizer:
     """Holds ``param_groups`` (dicts with ``params`` and hyper-parameters) and per-parameter state."""
 
     kind = None
-    state_names = ()  # the state buffers of a parameter, in table columns STATE0, STATE1
+    state_names = ()  # the state buffers of a parameter, in table columns STATE0, STATE1, STATE2
+    hyper_columns = ()  # the hyper-parameter table's columns that ``_hyper_row``'s values fill, in order
+    counts_steps = False  # state["step"] is PyTorch's count of steps, read and written at every step
 
     def __init__(self, params, defaults):
         self.defaults = defaults
@@ -84,6 +88,14 @@ class Optimizer:
     def _params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _state_in_use(self, group):
+        """The state buffers the kernel reads for this group's options (others are not made)."""
+        return self.state_names
+
+    def _initial_value(self, name):
+        """What a new state buffer is filled with."""
+        return 0
+
     def _key(self):
         """What the compiled step's table is built from, in order: the table is rebuilt when any
         of it is another object (a parameter added or removed, new storage, a state reset, a state
@@ -110,19 +122,26 @@ class Optimizer:
         if key is not None and old is not None and len(key) == len(old) and all(map(operator.is_, key, old)):
             return self._int_table
         self._sync_steps()
-        params = self._params()
+        entries = [(group, p) for group in self.param_groups for p in group["params"]]
+        params = [p for _, p in entries]
         table = np.zeros((len(params), kernel.COLUMNS), np.int64)
-        for k, p in enumerate(params):
+        buffers = []
+        for k, (group, p) in enumerate(entries):
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
             state = self.state.setdefault(p, {})
             table[k, kernel.ROW] = p._node._row if isinstance(p._node, AccumulateGrad) else -1  # -1: no .grad
             table[k, kernel.DATA] = p._data.ctypes.data
             fresh = False
-            for column, name in zip((kernel.STATE0, kernel.STATE1), self.state_names):
+            in_use = self._state_in_use(group)
+            for column, name in zip((kernel.STATE0, kernel.STATE1, kernel.STATE2), self.state_names):
+                if name not in in_use:
+                    continue  # address 0: the kernel does not read it for these options
                 fresh |= state.get(name) is None
-                buffer = state[name] = _state_buffer(type(self).__name__, state.get(name), name, p, k)
+                buffer = state[name] = _state_buffer(type(self).__name__, state.get(name), name, p, k,
+                                                     self._initial_value(name))
                 table[k, column] = buffer._data.ctypes.data
+                buffers.append(buffer._data)
             if self.kind == kernel.SGD:  # SGD's first step is the one that makes the buffer (PyTorch: buf = d)
                 table[k, kernel.STEP] = 0 if fresh else 1
             else:
@@ -135,10 +154,13 @@ class Optimizer:
         self._table_states = [self.state[p] for p in params]  # where the step counts go back
         self._steps_written = [s.get("step") for s in self._table_states]
         # every array the table points at, alive as long as the table is used (whatever else changes)
-        self._table_arrays = [p._data for p in params] + [state[name]._data for state in self._table_states
-                                                          for name in self.state_names]
+        self._table_arrays = [p._data for p in params] + buffers
+        self._table_in_use = self._in_use()
         self._storages = versions.storages([p._data for p in params])
         return table
+
+    def _in_use(self):
+        return [self._state_in_use(group) for group in self.param_groups]
 
     def _hyper(self):
         """The hyper-parameter table, one row per parameter; rebuilt only when a group's values
@@ -151,18 +173,24 @@ class Optimizer:
                         raise TypeError(f"{type(self).__name__}.step: a hyper-parameter of a param group is "
                                         f"{value!r}, not a number")
             rows = [row for row, count in key for _ in range(count)]
-            self._hyper_table, self._hyper_key = np.array(rows, np.float64).reshape(-1, 9), key
+            hyper = np.zeros((len(rows), kernel.HYPER_COLUMNS))
+            hyper[:, list(self.hyper_columns)] = np.array(rows, np.float64).reshape(-1, len(self.hyper_columns))
+            self._hyper_table, self._hyper_key = hyper, key
+            # an option turned on (RMSprop's momentum, say) reads a buffer the table may not point at yet
+            if self._table_key is not None and self._in_use() != self._table_in_use:
+                self._table_key = None
         return self._hyper_table
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
         loss = closure() if closure is not None else None
+        hyper = self._hyper()  # first: it may ask for a new table
         table = self._table()
-        counted = self.kind == kernel.ADAM  # Adam's state["step"] is PyTorch's: read and written at every step
+        counted = self.counts_steps
         if counted and [s.get("step") for s in self._table_states] != self._steps_written:
             for k, s in enumerate(self._table_states):
                 table[k, kernel.STEP] = int(s.get("step", 0))
-        updated = kernel.step(tape.chunk_addresses, self.kind, table, self._hyper())
+        updated = kernel.step(tape.chunk_addresses, self.kind, table, hyper)
         if counted:
             self._sync_steps()
         # a graph that saved a parameter must not see its new values: count a version for those updated
@@ -176,7 +204,7 @@ class Optimizer:
 
     def _sync_steps(self):
         """Copy the step counts the kernel keeps in the table into the states it was built from."""
-        if self._table_key is not None and self.kind == kernel.ADAM:
+        if self._table_key is not None and self.counts_steps:
             self._steps_written = self._int_table[:, kernel.STEP].tolist()
             for state, steps in zip(self._table_states, self._steps_written):
                 state["step"] = steps
@@ -214,11 +242,11 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-def _state_buffer(optimizer, buffer, name, p, k):
-    """A parameter's state buffer as the step kernel reads it: zeros when there is none yet, the
-    parameter's dtype; a buffer of another shape is an error (the kernel would read past it)."""
+def _state_buffer(optimizer, buffer, name, p, k, fill=0):
+    """A parameter's state buffer as the step kernel reads it: filled with ``fill`` when there is none
+    yet, the parameter's dtype; a buffer of another shape is an error (the kernel would read past it)."""
     if buffer is None:
-        return _wrap(np.zeros(p._data.shape, p._data.dtype))
+        return _wrap(np.full(p._data.shape, fill, p._data.dtype))
     if not isinstance(buffer, Tensor):
         raise TypeError(f"{optimizer}.step: state {name!r} of parameter {k} is a {type(buffer).__name__}, "
                         "not a Tensor")
@@ -236,6 +264,7 @@ class SGD(Optimizer):
 
     kind = kernel.SGD
     state_names = ("momentum_buffer",)
+    hyper_columns = (kernel.LR, kernel.WEIGHT_DECAY, kernel.MOMENTUM, kernel.DAMPENING, kernel.NESTEROV)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -244,7 +273,7 @@ class SGD(Optimizer):
                                       nesterov=nesterov))
 
     def _hyper_row(self, g):
-        return (g["lr"], g["weight_decay"], g["momentum"], g["dampening"], float(g["nesterov"]), 0, 0, 0, 0)
+        return (g["lr"], g["weight_decay"], g["momentum"], g["dampening"], float(g["nesterov"]))
 
 
 class Adam(Optimizer):
@@ -252,6 +281,8 @@ class Adam(Optimizer):
 
     kind = kernel.ADAM
     state_names = ("exp_avg", "exp_avg_sq")
+    hyper_columns = (kernel.LR, kernel.WEIGHT_DECAY, kernel.BETA1, kernel.BETA2, kernel.EPS, kernel.DECOUPLED)
+    counts_steps = True
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
@@ -262,7 +293,7 @@ class Adam(Optimizer):
 
     def _hyper_row(self, g):
         beta1, beta2 = g["betas"]
-        return (g["lr"], g["weight_decay"], 0, 0, 0, beta1, beta2, g["eps"], float(self.decoupled))
+        return (g["lr"], g["weight_decay"], beta1, beta2, g["eps"], float(self.decoupled))
 
 
 class AdamW(Adam):
@@ -272,3 +303,77 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def _check_nonnegative(*checks):
+    """PyTorch's checks of a constructor's hyper-parameters, in its words: ``(label, value)`` pairs."""
+    for label, value in checks:
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {label}: {value}")
+
+
+class RMSprop(Optimizer):
+    """RMSprop: the gradient divided by the root of its running mean square (``centered``: of its
+    running variance), with optional momentum, weight decay and ``maximize``, as PyTorch.
+
+    >>> opt = RMSprop(model.parameters(), lr=0.01, momentum=0.9, centered=True)
+    """
+
+    kind = kernel.RMSPROP
+    state_names = ("square_avg", "momentum_buffer", "grad_avg")
+    hyper_columns = (kernel.LR, kernel.WEIGHT_DECAY, kernel.MOMENTUM, kernel.ALPHA, kernel.EPS, kernel.CENTERED,
+                     kernel.MAXIMIZE)
+    counts_steps = True
+
+    # capturable, foreach and differentiable choose how PyTorch runs the step, not its values
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
+        _check_nonnegative(("learning rate", lr), ("epsilon value", eps), ("momentum value", momentum),
+                           ("weight_decay value", weight_decay), ("alpha value", alpha))
+        super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                                      weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable))
+
+    def _hyper_row(self, g):
+        return (g["lr"], g["weight_decay"], g["momentum"], g["alpha"], g["eps"], g["centered"], g["maximize"])
+
+    def _state_in_use(self, g):
+        # PyTorch makes momentum_buffer only with a momentum, grad_avg only when centered
+        return ("square_avg",) + ("momentum_buffer",) * (g["momentum"] > 0) + ("grad_avg",) * bool(g["centered"])
+
+
+class Adagrad(Optimizer):
+    """Adagrad: the gradient divided by the root of the sum of its squares, with the learning rate
+    ``lr / (1 + (step - 1) lr_decay)``, optional weight decay and ``maximize``, as PyTorch.
+
+    >>> opt = Adagrad(model.parameters(), lr=0.01, initial_accumulator_value=0.1)
+    """
+
+    kind = kernel.ADAGRAD
+    state_names = ("sum",)
+    hyper_columns = (kernel.LR, kernel.WEIGHT_DECAY, kernel.LR_DECAY, kernel.EPS, kernel.MAXIMIZE)
+    counts_steps = True
+
+    # foreach, fused and differentiable choose how PyTorch runs the step, not its values
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 foreach=None, *, maximize=False, differentiable=False, fused=None):
+        _check_nonnegative(("learning rate", lr), ("lr_decay value", lr_decay), ("weight_decay value", weight_decay),
+                           ("initial_accumulator_value value", initial_accumulator_value), ("epsilon value", eps))
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable, fused=fused))
+        if fused and differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if fused and foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        # as PyTorch, the state is made here, so that it shows (and is saved) before the first step
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = {"step": 0, "sum": _wrap(np.full(p._data.shape, initial_accumulator_value,
+                                                                 p._data.dtype))}
+
+    def _hyper_row(self, g):
+        return (g["lr"], g["weight_decay"], g["lr_decay"], g["eps"], g["maximize"])
+
+    def _initial_value(self, name):
+        return self.defaults["initial_accumulator_value"]  # as PyTorch: a group's own value is not read
