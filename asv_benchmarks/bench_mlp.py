@@ -89,8 +89,18 @@ class MLPTrainStep:
     def time_train_step(self, framework, size):
         self.step()
 
-    def peakmem_100_steps(self, framework, size):
-        if size != "medium":
-            raise NotImplementedError("peak memory is tracked at the medium size only")
+
+
+class MLPTrainMemory:
+    """Peak memory over 100 medium training steps."""
+
+    params = [FRAMEWORKS]
+    param_names = ["framework"]
+
+    def setup(self, framework):
+        self.step = build_train_step(import_framework(framework), "medium")
+        self.step()
+
+    def peakmem_100_steps(self, framework):
         for _ in range(100):
             self.step()

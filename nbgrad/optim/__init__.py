@@ -73,9 +73,10 @@ class Optimizer:
         self._table_key = None
 
     def _check(self, group):
-        for name in ("lr", "weight_decay", "momentum", "eps"):
+        for name, label in (("lr", "learning rate"), ("eps", "epsilon value"), ("momentum", "momentum value"),
+                            ("weight_decay", "weight_decay value")):  # PyTorch's words
             if name in group and group[name] < 0:
-                raise ValueError(f"Invalid {name.replace('_', ' ')} value: {group[name]}")
+                raise ValueError(f"Invalid {label}: {group[name]}")
 
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
