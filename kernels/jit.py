@@ -19,6 +19,7 @@ folder and a fresh compile, never stale machine code.
   writable (a virtual environment, a checkout), else ``~/.cache/nbgrad`` (or
   ``$XDG_CACHE_HOME/nbgrad``): a system-wide install caches per user.
 """
+import atexit
 import contextlib
 import hashlib
 import importlib.machinery
@@ -26,9 +27,12 @@ import importlib.util
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numba
+import numba.core.event
 from numba.np.ufunc.parallel import _launch_threads
 
 CACHE = os.environ.get("NBGRAD_CACHE", "1") != "0"
@@ -237,3 +241,65 @@ def cfunc(signature, **options):
             return numba.cfunc(signature, cache=cache, **opts)(f)
 
     return decorate
+
+
+class CompileNotice(numba.core.event.Listener):
+    """Says on stderr when a first use compiles for more than ``after`` seconds, once per burst of
+    compiles, and how long the burst took (it ends when nothing has compiled for ``quiet`` seconds,
+    or at exit). Numba reports only real compiles, not loads from the cache. ``NBGRAD_QUIET=1``
+    silences it."""
+
+    def __init__(self, after=1.0, quiet=0.5, out=None):
+        self.after, self.quiet, self.out = after, quiet, out
+        self.enabled = os.environ.get("NBGRAD_QUIET", "0") in ("", "0")
+        self.depth = 0
+        self.started = self.ended = None
+        self.announced = False
+        self.lock = threading.Lock()
+        atexit.register(self.finish)
+
+    def on_start(self, event):
+        with self.lock:
+            self.depth += 1
+            if self.started is None and self.enabled:
+                self.started = time.perf_counter()
+                threading.Thread(target=self._watch, name="nbgrad-compile-notice", daemon=True).start()
+
+    def on_end(self, event):
+        with self.lock:
+            self.depth -= 1
+            self.ended = time.perf_counter()
+
+    def _watch(self):
+        while True:
+            time.sleep(0.1)
+            with self.lock:
+                if self.started is None:
+                    return
+                now = time.perf_counter()
+                if self.depth == 0 and now - self.ended > self.quiet:
+                    self._end()
+                    return
+                if not self.announced and now - self.started > self.after:
+                    self.announced = True
+                    self._say(f"nbgrad: compiling kernels for first use (once; cached in {cache_root()})")
+
+    def finish(self):
+        with self.lock:
+            if self.started is not None and self.ended is not None:
+                self._end()
+
+    def _end(self):
+        if self.announced:
+            self._say(f"nbgrad: compiled in {self.ended - self.started:.1f} s")
+        self.started, self.announced = None, False
+
+    def _say(self, line):
+        try:
+            print(line, file=self.out or sys.stderr, flush=True)
+        except (OSError, ValueError):  # a closed stream at exit
+            pass
+
+
+COMPILE_NOTICE = CompileNotice()
+numba.core.event.register("numba:compile", COMPILE_NOTICE)

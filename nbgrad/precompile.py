@@ -8,9 +8,11 @@ size where kernels go parallel, and the optimizers, so that later processes
 only load machine code from the cache.
 """
 import argparse
+import contextlib
 import sys
 import time
 
+import numba.core.event
 import numpy as np
 
 import nbgrad as nb
@@ -88,21 +90,43 @@ def _optimizers(rng, shape, dtype):
 WORKLOAD = (_elementwise, _reductions, _movement, _nn, _optimizers)
 
 
+class _Bar(numba.core.event.Listener):
+    """The progress line: the step running, and the function Numba is compiling for it now."""
+
+    def __init__(self, total, out):
+        self.total, self.out, self.done, self.label = total, out, 0, ""
+
+    def show(self, compiling=""):
+        width = 30
+        filled = width * self.done // self.total
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label:<26}"
+        self.out.write(f"{line} {compiling[:40]:<40}")
+        self.out.flush()
+
+    def on_start(self, event):
+        self.show(f"compiling {getattr(event.data.get('dispatcher'), '__name__', '')}")
+
+    def on_end(self, event):
+        pass
+
+
 def run(dtypes=(nb.float32, nb.float64), out=sys.stderr):
     """Run the workload for ``dtypes``; return ((compiled, loaded) functions, seconds)."""
     steps = [(fn, dtype, shape) for dtype in dtypes for shape in SIZES for fn in WORKLOAD]
     started = time.perf_counter()
-    for done, (fn, dtype, shape) in enumerate(steps, 1):
-        rng = np.random.default_rng(0)
-        loss = fn(rng, shape, dtype)
-        if loss is not None:
-            loss.backward()
-        if out is not None:
-            width = 30
-            filled = width * done // len(steps)
-            label = f"{fn.__name__.lstrip('_')} {str(dtype).split('.')[-1]} {shape[0]}x{shape[1]}"
-            out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{len(steps)} {label:<32}")
-            out.flush()
+    bar = _Bar(len(steps), out) if out is not None else None
+    with numba.core.event.install_listener("numba:compile", bar) if bar else contextlib.nullcontext():
+        for fn, dtype, shape in steps:
+            if bar:
+                bar.label = f"{fn.__name__.lstrip('_')} {str(dtype).split('.')[-1]} {shape[0]}x{shape[1]}"
+                bar.show()
+            rng = np.random.default_rng(0)
+            loss = fn(rng, shape, dtype)
+            if loss is not None:
+                loss.backward()
+            if bar:
+                bar.done += 1
+                bar.show()
     if out is not None:
         out.write("\n")
     return compiled_count(), time.perf_counter() - started
@@ -135,6 +159,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nbgrad.precompile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
     args = parser.parse_args(argv)
+    jit.COMPILE_NOTICE.enabled = False  # the bar says what is compiling
     (compiled, loaded), seconds = run([getattr(nb, name) for name in args.dtype])
     where = jit.cache_dir() if jit.CACHE else "none (NBGRAD_CACHE=0: compiled code lives in this process only)"
     print(f"{len(OPS)} ops, {', '.join(args.dtype)}: {compiled} functions compiled, {loaded} loaded from the cache, "

@@ -225,3 +225,47 @@ def test_training_in_two_threads_at_once_matches_one_at_a_time():
     for seed, weights in zip((1, 2), expected):
         for got, want in zip(results[seed], weights):
             np.testing.assert_array_equal(got, want)
+
+
+def test_the_compile_notice_says_when_a_burst_of_compiles_starts_and_ends():
+    import io
+    import time
+
+    from nbgrad.kernels.jit import CompileNotice
+
+    out = io.StringIO()
+    notice = CompileNotice(after=0.05, quiet=0.2, out=out)
+    notice.on_start(None)
+    time.sleep(0.3)  # compiling for longer than `after`: announced
+    notice.on_start(None)  # nested
+    notice.on_end(None)
+    notice.on_end(None)
+    time.sleep(0.6)  # quiet: the burst is over
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "compiling kernels for first use" in lines[0] and lines[1].startswith(
+        "nbgrad: compiled in")
+    quick = CompileNotice(after=5.0, quiet=0.05, out=out)
+    quick.on_start(None)
+    quick.on_end(None)
+    time.sleep(0.3)
+    assert out.getvalue().splitlines() == lines  # a short compile says nothing
+    silent = CompileNotice(after=0.0, quiet=0.05, out=out)
+    silent.enabled = False
+    silent.on_start(None)
+    time.sleep(0.2)
+    silent.on_end(None)
+    time.sleep(0.2)
+    assert out.getvalue().splitlines() == lines
+
+
+def test_a_first_use_on_an_empty_cache_says_that_it_compiles(tmp_path):
+    code = "import nbgrad as nb; print((nb.ones(3, requires_grad=True) * 2).sum().item())"
+    env = dict(os.environ, NBGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("NBGRAD_QUIET", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "6.0", done.stderr
+    assert "nbgrad: compiling kernels for first use (once; cached in" in done.stderr
+    assert "nbgrad: compiled in" in done.stderr.splitlines()[-1]
+    quiet = subprocess.run([sys.executable, "-c", code], env=dict(env, NBGRAD_QUIET="1",
+                           NBGRAD_CACHE_DIR=str(tmp_path / "other")), capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0 and "compiling" not in quiet.stderr
