@@ -13,15 +13,15 @@ import threading
 
 import numpy as np
 
-from . import dtypes
-from ._tensor import Tensor, _contiguous, _int_sizes, _normalize_dim, _wrap
-from .autograd import grad_mode, tape, versions
-from .autograd.node import AccumulateGrad, node_class
-from .autograd.registry import Swapped, _same, build, declare
-from .kernels import blas, jit, linalg, movement, nn, reduce
-from .kernels import elementwise as ew
-from .kernels import tape as layout
-from .kernels.tape import MAX_NDIM
+from .. import dtypes
+from .._tensor import Tensor, _contiguous, _int_sizes, _normalize_dim, _wrap
+from ..autograd import grad_mode, tape, versions
+from ..autograd.node import AccumulateGrad, node_class
+from ..autograd.registry import Swapped, _same, build, declare
+from ..kernels import blas, jit, linalg, movement, nn, reduce
+from ..kernels import elementwise as ew
+from ..kernels import tape as layout
+from ..kernels.tape import MAX_NDIM
 
 # --- declarations: one per op ----------------------------------------------
 
