@@ -1,0 +1,237 @@
+"""Every op: its declaration (kernels, what it saves, grad_fn name) beside its
+Python function (checks, shape rule, dtype rule), one file per family, named
+like the file of its kernels in ``kernels/``:
+
+- ``core``: the recording core every family uses (``_apply``), argument checks, broadcasting;
+- ``movement``: dtype conversions, copies, views, concatenation, indexing, in-place writes;
+- ``linalg``: matrix products, the bias add and the BLAS they call;
+- ``elementwise``: unary math, arithmetic, comparisons and logic;
+- ``reduce``: sum, mean, var, std, norm, max and min;
+- ``nn``: softmax and log-softmax, and the losses' declarations.
+
+The Python function validates, allocates the output and calls the op's
+compiled forward entry, which also records the node's tape row when an input
+requires grad. Functions are exported as ``nbgrad.<name>`` and attached as
+Tensor methods at the end of this file.
+
+The families import one another one way only, movement <- linalg <- elementwise
+<- reduce <- nn, which is also the order in which their ops are declared (and
+numbered); ``build()`` compiles the glue of every op once all are declared.
+"""
+import numpy as np
+
+from .. import dtypes
+from .._tensor import Tensor
+from ..autograd import versions
+from ..autograd.node import node_class
+from ..autograd.registry import build
+from .core import (
+    _apply,
+    _apply_broadcast,
+    _as_tensor,
+    _binary_broadcast,
+    _broadcast_input,
+    _broadcast_plan,
+    _broadcast_shape,
+    _check_ndim,
+    _give_back_row,
+    _is_scalar,
+    _not_a_tensor,
+    _unrolled_binary,
+)
+from .elementwise import (
+    ABS,
+    ADD,
+    ADD_SCALAR,
+    CLAMP,
+    COS,
+    DIV,
+    DIV_SCALAR,
+    EXP,
+    LOG,
+    MAXIMUM,
+    MINIMUM,
+    MUL,
+    MUL_SCALAR,
+    NEG,
+    POW,
+    POW_SCALAR,
+    RDIV_SCALAR,
+    RELU,
+    RPOW_SCALAR,
+    RSUB_SCALAR,
+    SIGMOID,
+    SIN,
+    SQRT,
+    SUB,
+    TANH,
+    WHERE,
+    _scalar_op,
+    _tensor_binary,
+    abs,
+    add,
+    add_,
+    all,
+    any,
+    clamp,
+    clamp_,
+    clip,
+    cos,
+    div,
+    div_,
+    divide,
+    eq,
+    equal,
+    exp,
+    ge,
+    gt,
+    le,
+    log,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    mul_,
+    ne,
+    neg,
+    pow,
+    relu,
+    rsub,
+    sigmoid,
+    sin,
+    sqrt,
+    sub,
+    sub_,
+    tanh,
+    true_divide,
+    where,
+)
+from .linalg import _GEMM, _THREADS_FROM, BIAS_ADD, BLAS, LINEAR, MATMUL, matmul, mm
+from .movement import (
+    _T,
+    CAT,
+    CLONE,
+    COPY,
+    INDEX_ADD,
+    LEAF_IN_PLACE,
+    PUT,
+    STRIDED,
+    STRIDED_SCATTER,
+    TAKE,
+    TO,
+    VIEW,
+    _expand,
+    _float_input,
+    _getitem,
+    _in_place,
+    _setitem,
+    _to,
+    _to_dtype,
+    cat,
+    clone,
+    concat,
+    concatenate,
+    contiguous,
+    copy_,
+    expand,
+    expand_as,
+    fill_,
+    flatten,
+    index_add,
+    permute,
+    reshape,
+    squeeze,
+    stack,
+    strided_scatter,
+    t,
+    transpose,
+    unsqueeze,
+    view,
+    zero_,
+)
+from .nn import CROSS_ENTROPY, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, SOFTMAX, log_softmax, softmax
+from .reduce import SELECT, SUM, SUM_DIMS, argmax, argmin, max, mean, min, norm, std, sum, var
+
+GENERATED = build()
+
+
+# --- Tensor methods ---------------------------------------------------------
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _operator(op, general):
+    """``Tensor.__mul__`` and friends: straight to the unrolled path for two like tensors."""
+    fast = op.same_shape
+
+    def method(self, other):
+        if type(other) is Tensor:
+            da = self._data
+            db = other._data
+            dtype = da.dtype
+            if (dtype is _FLOAT32 or dtype is _FLOAT64) and db.dtype is dtype and da.shape == db.shape:
+                return fast(self, other, da, db)
+        return general(self, other)
+
+    method.__name__ = general.__name__
+    method.__doc__ = general.__doc__
+    return method
+
+
+def _install_methods():
+    for op in (ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM):
+        op.same_shape = _unrolled_binary(op)
+    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "clamp", "clip",
+                 "maximum", "minimum", "add", "sub", "mul", "div", "var", "std", "max", "min", "argmax",
+                 "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
+                 "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
+                 "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "eq", "ne", "lt",
+                 "le", "gt", "ge", "all", "any", "equal", "add_", "sub_", "mul_", "div_", "clamp_",
+                 "copy_", "fill_", "zero_"):
+        setattr(Tensor, name, globals()[name])
+    Tensor.to = _to
+    Tensor.is_floating_point = lambda self: self._data.dtype.kind == "f"
+    Tensor.float = lambda self: _to(self, dtypes.float32)
+    Tensor.double = lambda self: _to(self, dtypes.float64)
+    Tensor.long = lambda self: _to(self, dtypes.int64)
+    Tensor.int = lambda self: _to(self, dtypes.int32)
+    Tensor.bool = lambda self: _to(self, dtypes.bool_)
+    Tensor.T = property(_T)
+    Tensor.__neg__ = neg
+    Tensor.__abs__ = abs
+    Tensor.__getitem__ = _getitem
+    Tensor.__setitem__ = _setitem
+    Tensor.clip_ = clamp_
+    Tensor._version = property(lambda self: versions.version(self._data))
+    Tensor.where = lambda self, condition, other: where(condition, self, other)
+    Tensor.__add__ = _operator(ADD, add)
+    Tensor.__radd__ = _reflected(add)
+    Tensor.__sub__ = _operator(SUB, sub)
+    Tensor.__rsub__ = _reflected(sub)
+    Tensor.__mul__ = _operator(MUL, mul)
+    Tensor.__rmul__ = _reflected(mul)
+    Tensor.__truediv__ = _operator(DIV, div)
+    Tensor.__rtruediv__ = _reflected(div)
+    Tensor.__iadd__ = add_  # `y += b` changes y in place, as in PyTorch (not a rebinding)
+    Tensor.__isub__ = sub_
+    Tensor.__imul__ = mul_
+    Tensor.__itruediv__ = div_
+    Tensor.__pow__ = pow
+    Tensor.__rpow__ = _reflected(pow)
+    Tensor.__matmul__ = matmul
+    Tensor.__rmatmul__ = _reflected(matmul)
+    Tensor.__eq__ = eq
+    Tensor.__ne__ = ne
+    Tensor.__lt__ = lt
+    Tensor.__le__ = le
+    Tensor.__gt__ = gt
+    Tensor.__ge__ = ge
+    Tensor.__hash__ = lambda self: id(self)
+
+
+_install_methods()

@@ -1,0 +1,279 @@
+"""The recording core every op family shares: ``_apply`` (run an op's compiled forward and
+record its node), its unrolled form for two like tensors, the checks and conversions of
+arguments, and broadcasting. The families (elementwise, movement, reduce, linalg, nn, named
+like their kernels' files) declare their ops and write their Python functions over it.
+"""
+import builtins
+import math
+import numbers
+import threading
+
+import numpy as np
+
+from .. import dtypes
+from .._tensor import Tensor, _contiguous, _wrap
+from ..autograd import grad_mode, tape
+from ..autograd.registry import _same, declare
+from ..kernels import movement
+from ..kernels import tape as layout
+from ..kernels.tape import MAX_NDIM
+
+# --- declarations: each family declares its ops; this helper is shared -----
+
+def elementwise(name, grad_fn, fwd, bwd, **fields):
+    """An op whose kernels work element by element on arrays of the output's size."""
+    return declare(name, grad_fn, fwd, bwd, elementwise=True, **fields)
+
+
+# --- the recording core -----------------------------------------------------
+_state = grad_mode.state
+_chunks = tape.chunks
+_row_addresses = tape.row_addresses
+_saved = tape.saved
+_alloc_row = tape.alloc_row
+_free_rows_pop = tape.free_rows.pop
+_SHIFT = tape.CHUNK_SHIFT
+_MASK = tape.CHUNK_MASK
+
+
+def _apply(op, inputs, arrays, params, out, node_class=None):
+    """Run ``op`` on ``arrays``; record its node when grad mode is on and an input requires grad.
+
+    ``inputs`` are the Tensors behind ``arrays`` (None for a Python scalar: it
+    shows as ``(None, 0)`` in ``next_functions``); arrays are C-contiguous.
+    Returns the result tensor over ``out``. This is every op's hot path: keep it lean.
+    """
+    if _state.enabled:
+        n0 = n1 = n2 = None
+        t = inputs[0]
+        if t is not None and t._requires_grad:
+            n0 = t._node
+        count = len(inputs)
+        if count > 1:
+            t = inputs[1]
+            if t is not None and t._requires_grad:
+                n1 = t._node
+            if count > 2:
+                t = inputs[2]
+                if t is not None and t._requires_grad:
+                    n2 = t._node
+        if n0 is not None or n1 is not None or n2 is not None:
+            node = (node_class or op.node_class)()
+            try:
+                r = _free_rows_pop()
+            except IndexError:
+                r = _alloc_row()
+            node._row = r
+            node._arity = count
+            node._in0 = n0
+            node._in1 = n1
+            node._in2 = n2
+            rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
+            forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
+            try:
+                forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
+            except BaseException:
+                _give_back_row(node)
+                raise
+            pick = op.pick_saved
+            if pick is not None:
+                _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
+            if op.keeps_shapes:  # for create_graph: what neither the output nor a saved input tells
+                node._shapes = tuple([a.shape for a in arrays])
+            return _wrap(out, node)
+    forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
+    forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
+    return _wrap(out)
+
+
+_NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
+
+
+def _give_back_row(node):
+    """A forward failed: its row goes back to the free list now (the node, which a traceback may
+    keep alive, no longer owns it)."""
+    r = node._row
+    del node._row
+    _saved[r] = None
+    tape.free_rows.append(r)
+
+
+def _unrolled_binary(op):
+    """``_apply`` unrolled for ``op`` on two like tensors, with the op's fields bound as locals:
+    this path is a third faster than the general one, and it is what small models run."""
+    serial = op.forward
+    parallel = op.forward_parallel
+    parallel_from = op.parallel_from[0]
+    node_class = op.node_class
+    pick = op.pick_saved
+    new = object.__new__
+
+    def run(a, b, da, db):
+        out = np.empty_like(da)
+        forward = serial if out.size < parallel_from else parallel
+        ra = a._requires_grad
+        rb = b._requires_grad
+        t = new(Tensor)
+        t._data = out
+        if (ra or rb) and _state.enabled:
+            node = node_class()
+            try:
+                r = _free_rows_pop()
+            except IndexError:
+                r = _alloc_row()
+            node._row = r
+            na = a._node if ra else None
+            nb = b._node if rb else None
+            node._arity = 2
+            node._in0 = na
+            node._in1 = nb
+            node._in2 = None
+            try:
+                forward(da, db, out, _row_addresses[r], na._row if ra else -1, nb._row if rb else -1)
+            except BaseException:
+                _give_back_row(node)
+                raise
+            if pick is not None:
+                _saved[r] = (da, db) if pick is _same else pick((da, db, out))
+            t._node = node
+            t._requires_grad = True
+            return t
+        forward(da, db, out, 0, -1, -1)
+        t._node = None
+        t._requires_grad = False
+        return t
+
+    return run
+
+
+def _not_a_tensor(name, value):
+    """The TypeError for a function of nbgrad called on something that is not a Tensor."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(value).__name__}")
+
+
+_PYTHON_SCALARS = (float, int, builtins.bool)
+
+
+def _is_scalar(x):
+    kind = type(x)
+    if kind is Tensor:
+        return False
+    return kind in _PYTHON_SCALARS or isinstance(x, numbers.Number)
+
+
+def _as_tensor(x, op):
+    if isinstance(x, Tensor):
+        return x
+    if _is_scalar(x):
+        return _wrap(np.asarray(x, dtypes.result_type(x).numpy))
+    if isinstance(x, np.ndarray):
+        return _wrap(_contiguous(x))
+    raise TypeError(f"{op}(): expected a Tensor or a number, got {type(x).__name__}")
+
+
+def _check_ndim(ndim, op):
+    if ndim > MAX_NDIM:
+        raise RuntimeError(f"{op}: nbgrad supports at most {MAX_NDIM} dimensions, got {ndim}")
+
+
+# --- broadcasting -----------------------------------------------------------
+
+def _broadcast_shape(a, b, op):
+    ndim = builtins.max(len(a), len(b))
+    _check_ndim(ndim, op)
+    a = (1,) * (ndim - len(a)) + tuple(a)
+    b = (1,) * (ndim - len(b)) + tuple(b)
+    shape = []
+    for i, (m, n) in enumerate(zip(a, b)):
+        if m != n and m != 1 and n != 1:
+            raise RuntimeError(
+                f"{op}: the size of tensor a ({m}) must match the size of tensor b ({n}) at "
+                f"non-singleton dimension {i} (shapes {a} and {b})"
+            )
+        shape.append(n if m == 1 else m)
+    return tuple(shape)
+
+
+_broadcast_plans = {}
+
+
+def _broadcast_plan(small_shape, shape):
+    """Shape and strides (as int64 arrays) that read ``small_shape`` broadcast to ``shape``; cached."""
+    key = (small_shape, shape)
+    plan = _broadcast_plans.get(key)
+    if plan is None:
+        if len(_broadcast_plans) > 4096:  # many distinct shapes: start over rather than grow
+            _broadcast_plans.clear()
+        small = np.array((1,) * (len(shape) - len(small_shape)) + small_shape, np.int64)
+        big = np.array(shape, np.int64)
+        plan = _broadcast_plans[key] = (big, movement.broadcast_strides(big, small))
+    return plan
+
+
+_binary_plans = {}
+
+
+class _ScratchBuffers(threading.local):
+    by_key = None
+
+
+_scratch_buffers = _ScratchBuffers()
+_SCRATCH_MAX = 1 << 22  # elements: a larger broadcast gets its own allocation, not a resident buffer
+
+
+def _scratch(i, numel, dtype):
+    """A per-thread buffer for broadcasting input ``i`` of an op that does not save it (a bias
+    add): the kernel reads it only during the call, so one buffer serves every call."""
+    buffers = _scratch_buffers.by_key
+    if buffers is None:
+        buffers = _scratch_buffers.by_key = {}
+    buffer = buffers.get((i, dtype))
+    if buffer is None or buffer.size < numel:
+        buffer = buffers[(i, dtype)] = np.empty(numel, dtype)
+    return buffer[:numel]
+
+
+def _binary_broadcast(sa, sb, op):
+    """The output shape of ``sa`` op ``sb`` and, per input, None or (shape, strides, numel) to broadcast it."""
+    key = (sa, sb)
+    found = _binary_plans.get(key)
+    if found is None:
+        shape = _broadcast_shape(sa, sb, op)
+        numel = math.prod(shape)
+        plans = tuple(None if s == shape else _broadcast_plan(s, shape) + (numel,) for s in (sa, sb))
+        if len(_binary_plans) > 4096:
+            _binary_plans.clear()
+        found = _binary_plans[key] = (shape, plans)
+    return found
+
+
+def _broadcast_input(data, plan, i, scratch):
+    """Flat values of ``data`` (input ``i``) broadcast by ``plan``; with ``scratch`` into a
+    per-thread buffer, for ops that read their inputs only during the call."""
+    if plan is None:
+        return data
+    if scratch and plan[2] <= _SCRATCH_MAX:
+        flat = _scratch(i, plan[2], data.dtype)
+    else:
+        flat = np.empty(plan[2], data.dtype)
+    movement.gather(data.reshape(-1), plan[0], plan[1], flat)
+    return flat
+
+
+def _apply_broadcast(op, inputs, plans, params, out, node_class=None):
+    """``_apply`` with each input broadcast by its plan (None: it has the output's shape)."""
+    scratch = not op.saves
+    arrays = [t._data for t in inputs]
+    for i, plan in enumerate(plans):
+        if plan is not None:
+            arrays[i] = _broadcast_input(arrays[i], plan, i, scratch)
+    result = _apply(op, inputs, tuple(arrays), params, out, node_class)
+    node = result._node
+    if node is not None:  # the executor sums these inputs' gradients back to their shapes
+        node._shapes = tuple([t._data.shape for t in inputs])
+        r = node._row
+        for i, plan in enumerate(plans):
+            if plan is not None:
+                layout.save_broadcast(_chunks[r >> _SHIFT], r & _MASK, i, plan[0], plan[1])
+    return result

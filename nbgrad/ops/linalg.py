@@ -1,0 +1,111 @@
+"""Matrix products and the bias add: the ops whose kernels are in ``kernels/linalg.py``, and the
+BLAS they call (chosen once, at the first use of nbgrad).
+"""
+import math
+
+import numpy as np
+
+from .. import dtypes
+from .._tensor import Tensor
+from ..autograd.node import node_class
+from ..autograd.registry import declare
+from ..kernels import blas, jit, linalg
+from ..kernels import elementwise as ew
+from .core import _apply, _broadcast_shape, _not_a_tensor
+from .movement import _expand, _to_dtype
+
+# --- declarations -----------------------------------------------------------
+
+MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
+                 inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
+# threads_from: jit.ELEMENTWISE_LIGHT_THREADS_FROM, when the bias passes go to threads (an argument, so
+# that the compiled kernels do not depend on the BLAS the process chose).
+LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
+                 (linalg.linear_bwd_x, linalg.linear_bwd_w, linalg.linear_bwd_b), inputs=("x", "w", "b"),
+                 ints=("m", "k", "n", "gemm", "threads_from"), saves=("x", "w"))
+# x + b where b matches x's trailing dimensions (``x @ w + b``): AddBackward0 as PyTorch, in one pass.
+BIAS_ADD = declare("bias_add", "AddBackward0", linalg.bias_add_fwd, (ew.identity_bwd, linalg.linear_bwd_b),
+                   inputs=("x", "b"), ints=("m", "n", "threads_from"), keeps_shapes=True)
+
+
+# --- matrix products ----------------------------------------------------------
+
+def _matmul_error(op, sa, sb):
+    return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
+
+
+BLAS = blas.find_blas()  # chosen once, at the first use of nbgrad (NBGRAD_BLAS decides when set)
+_THREADS_FROM = jit.ELEMENTWISE_LIGHT_THREADS_FROM
+_GEMM = {dtype: BLAS.table(dtype) for dtype in (np.dtype(np.float32), np.dtype(np.float64))}
+
+
+def matmul(input, other):
+    """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batches broadcast."""
+    if type(input) is Tensor and type(other) is Tensor:  # fast path: two float matrices
+        da, db = input._data, other._data
+        if da.ndim == 2 and db.ndim == 2 and da.dtype == db.dtype and da.dtype.kind == "f":
+            m, k = da.shape
+            if k == db.shape[0]:
+                n = db.shape[1]
+                return _apply(MATMUL, (input, other), (da, db), (1, 1, m, k, n, _GEMM[da.dtype]),
+                              np.empty((m, n), da.dtype))
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul(): both arguments must be Tensors")
+    dtype = dtypes.result_type(input, other)
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"matmul: integer tensors are not supported (got {input.dtype!r} and {other.dtype!r})")
+    a, b = _to_dtype(input, dtype), _to_dtype(other, dtype)
+    sa, sb = a._data.shape, b._data.shape
+    if not sa or not sb:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {sa} and {sb}")
+    k = sa[-1]
+    if k != (sb[0] if len(sb) == 1 else sb[-2]):
+        raise _matmul_error("matmul", sa, sb)
+    n = 1 if len(sb) == 1 else sb[-1]
+    name = "MmBackward0"
+    if len(sa) == 1 and len(sb) == 1:
+        name, m, batch_a, batch_b, out_shape = "DotBackward0", 1, 1, 1, ()
+    elif len(sb) <= 2:  # a's batch folds into its rows: one matrix product
+        m = math.prod(sa[:-1])
+        batch_a = batch_b = 1
+        out_shape = sa[:-1] + ((n,) if len(sb) == 2 else ())
+        if len(sa) == 2 and len(sb) == 1:
+            name = "MvBackward0"
+    else:
+        m = 1 if len(sa) == 1 else sa[-2]
+        batch = _broadcast_shape(sa[:-2], sb[:-2], "matmul")
+        batch_count = math.prod(batch)
+        counts = []  # matrices held by each input: 1 (shared), the batch, or None (to expand)
+        for data in (a._data, b._data):
+            if data.ndim <= 2:
+                counts.append(1)
+            elif data.shape[:-2] == batch:
+                counts.append(batch_count)
+            else:
+                counts.append(None)
+        batch_a, batch_b = counts
+        if batch_a is None:
+            a = _expand(a, batch + sa[-2:])
+            batch_a = batch_count
+        if batch_b is None:
+            b = _expand(b, batch + sb[-2:])
+            batch_b = batch_count
+        out_shape = batch + ((m,) if len(sa) > 1 else ()) + (n,)
+        name = "BmmBackward0"
+
+    out = np.empty(out_shape, dtype.numpy)
+    return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n, _GEMM[a._data.dtype]), out,
+                  node_class(name))
+
+
+def mm(input, mat2):
+    """Product of two matrices (2-D only)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("mm", input)
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(
+            f"mm: both arguments must be matrices, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}"
+        )
+    if input.shape[1] != mat2.shape[0]:
+        raise _matmul_error("mm", input.shape, mat2.shape)
+    return matmul(input, mat2)
