@@ -1,6 +1,7 @@
 """Everything ``nbgrad`` exports, loaded on first use (see ``nbgrad/__init__.py``)."""
 from . import autograd, dtypes, nn, optim
 from ._config import show_config
+from ._formatting import set_printoptions
 from ._tensor import Size, Tensor, device
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import bool_ as bool
