@@ -1,6 +1,7 @@
 """Everything ``nbgrad`` exports, loaded on first use (see ``nbgrad/__init__.py``)."""
 from . import accelerator, autograd, backends, cuda, dtypes, nn, optim, random
 from ._config import show_config
+from ._formatting import set_printoptions
 from ._tensor import Size, Tensor
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .devices import device, get_default_device, set_default_device

@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from . import dtypes
-from ._formatting import format_tensor
+from ._formatting import tensor_format, tensor_repr
 from .autograd import engine, tape
 from .autograd.node import AccumulateGrad
 from .devices import CPU
@@ -420,14 +420,10 @@ class Tensor:
         return int(self.item())
 
     def __repr__(self):
-        suffixes = []
-        if self.grad_fn is not None:
-            suffixes.append(f"grad_fn=<{type(self._node).__name__}>")
-        elif self._requires_grad:
-            suffixes.append("requires_grad=True")
-        return format_tensor(self._data, self.dtype, suffixes)
+        return tensor_repr(self)
 
-    __str__ = __repr__
+    def __format__(self, format_spec):
+        return tensor_format(self, format_spec)
 
     def __hash__(self):
         return id(self)
