@@ -183,6 +183,14 @@ class Module:
     def double(self):
         return self.to(dtypes.float64)
 
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        from ..devices import check
+
+        check(device if device is not None else "cuda", "Module.cuda()")
+
     # --- state ------------------------------------------------------------
 
     def state_dict(self):

@@ -18,11 +18,14 @@ The families import one another one way only, movement <- linalg <- elementwise
 <- reduce <- nn, which is also the order in which their ops are declared (and
 numbered); ``build()`` compiles the glue of every op once all are declared.
 """
+import builtins
+import warnings
+
 import numpy as np
 
 from .. import dtypes
 from .._tensor import Tensor
-from ..autograd import versions
+from ..autograd import grad_mode, versions
 from ..autograd.node import node_class
 from ..autograd.registry import build
 from .core import (
@@ -106,7 +109,7 @@ from .elementwise import (
     true_divide,
     where,
 )
-from .linalg import _GEMM, _THREADS_FROM, BIAS_ADD, BLAS, LINEAR, MATMUL, matmul, mm
+from .linalg import _GEMM, _THREADS_FROM, BIAS_ADD, BLAS, LINEAR, MATMUL, addmm, bmm, dot, ger, matmul, mm, mv, outer
 from .movement import (
     _T,
     CAT,
@@ -190,7 +193,8 @@ def _install_methods():
                  "maximum", "minimum", "add", "sub", "mul", "div", "var", "std", "max", "min", "argmax",
                  "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
                  "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
-                 "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "eq", "ne", "lt",
+                 "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "dot", "mv", "bmm", "addmm",
+                 "outer", "ger", "eq", "ne", "lt",
                  "le", "gt", "ge", "all", "any", "equal", "add_", "sub_", "mul_", "div_", "clamp_",
                  "copy_", "fill_", "zero_"):
         setattr(Tensor, name, globals()[name])
@@ -235,3 +239,69 @@ def _install_methods():
 
 
 _install_methods()
+
+
+# --- in-place forms and out= ------------------------------------------------------------------
+
+IN_PLACE_FORMS = ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "pow")
+
+
+def _in_place_form(function):
+    """``x.exp_()``: x takes the values of ``exp(x)`` through copy_ (a version bump, the in-place
+    rules, the gradient flowing through exp). Under a graph the op reads a copy of x, which its
+    node may save: x itself is about to change."""
+
+    def method(self, *args, **kwargs):
+        source = clone(self) if self._requires_grad and grad_mode.state.enabled else self
+        return copy_(self, function(source, *args, **kwargs))
+
+    method.__name__ = function.__name__ + "_"
+    method.__doc__ = f"In place: ``x.{method.__name__}()`` gives x the values of ``x.{function.__name__}()``."
+    return method
+
+
+for _name in IN_PLACE_FORMS:
+    globals()[_name + "_"] = _in_place_form(globals()[_name])
+    setattr(Tensor, _name + "_", globals()[_name + "_"])
+
+# Functions that take out= (nbgrad.add(a, b, out=c), as PyTorch); the Tensor methods and operators
+# keep the plain functions.
+OUT_FORMS = ("add", "sub", "mul", "div", "true_divide", "divide", "pow", "neg", "exp", "log", "sqrt", "tanh",
+             "sigmoid", "abs", "sin", "cos", "clamp", "clip", "maximum", "minimum", "where", "matmul", "mm", "dot",
+             "mv", "bmm", "addmm", "outer")
+_CASTS_TO = {"b": "biuf", "i": "iuf", "u": "iuf", "f": "f"}  # the kinds a result kind may be written into
+_KINDS = {"b": "Bool", "i": "Long", "f": "Float"}
+
+
+def _with_out(function):
+    def with_out(*args, out=None, **kwargs):
+        if out is None:
+            return function(*args, **kwargs)
+        name = function.__name__
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+        if grad_mode.state.enabled and builtins.any(
+                isinstance(a, Tensor) and a.requires_grad for a in (*args, *kwargs.values(), out)):
+            raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                               "differentiation, but one of the arguments requires grad.")
+        result = function(*args, **kwargs)
+        found, wanted = result._data.dtype, out._data.dtype
+        if wanted.kind not in _CASTS_TO[found.kind]:
+            raise RuntimeError(f"result type {_KINDS.get(found.kind, found)} can't be cast to the desired output "
+                               f"type {_KINDS.get(wanted.kind, wanted)}")
+        if out.shape != result.shape:  # resized, as PyTorch does (it warns when out held elements)
+            if out.numel():
+                warnings.warn(f"An output with one or more elements was resized since it had shape "
+                              f"{list(out.shape)}, which does not match the required output shape "
+                              f"{list(result.shape)}.", UserWarning, stacklevel=2)
+            out.data = _to(result, out.dtype)
+            return out
+        return copy_(out, result)
+
+    with_out.__name__, with_out.__doc__ = function.__name__, function.__doc__
+    with_out.__wrapped__ = function
+    return with_out
+
+
+for _name in OUT_FORMS:
+    globals()[_name] = _with_out(globals()[_name])

@@ -12,7 +12,7 @@ from ..autograd.registry import declare
 from ..kernels import blas, jit, linalg
 from ..kernels import elementwise as ew
 from .core import _apply, _broadcast_shape, _not_a_tensor
-from .movement import _expand, _to_dtype
+from .movement import _expand
 
 # --- declarations -----------------------------------------------------------
 
@@ -29,6 +29,10 @@ BIAS_ADD = declare("bias_add", "AddBackward0", linalg.bias_add_fwd, (ew.identity
 
 
 # --- matrix products ----------------------------------------------------------
+
+_C_NAMES = {dtypes.float32: "float", dtypes.float64: "double", dtypes.int64: "long int", dtypes.int32: "int",
+            dtypes.bool_: "bool"}  # PyTorch's words for dtypes in its product errors
+
 
 def _matmul_error(op, sa, sb):
     return RuntimeError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied")
@@ -51,10 +55,16 @@ def matmul(input, other):
                               np.empty((m, n), da.dtype))
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul(): both arguments must be Tensors")
-    dtype = dtypes.result_type(input, other)
+    if input.dtype is not other.dtype:  # PyTorch's errors: no promotion in products
+        if input.ndim == 1 and other.ndim == 1:
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                               f"{_C_NAMES[input.dtype].title()} and {_C_NAMES[other.dtype].title()}")
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_C_NAMES[input.dtype]} != "
+                           f"{_C_NAMES[other.dtype]}")
+    dtype = input.dtype
     if not dtype.is_floating_point:
         raise RuntimeError(f"matmul: integer tensors are not supported (got {input.dtype!r} and {other.dtype!r})")
-    a, b = _to_dtype(input, dtype), _to_dtype(other, dtype)
+    a, b = input, other
     sa, sb = a._data.shape, b._data.shape
     if not sa or not sb:
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {sa} and {sb}")
@@ -109,3 +119,75 @@ def mm(input, mat2):
     if input.shape[1] != mat2.shape[0]:
         raise _matmul_error("mm", input.shape, mat2.shape)
     return matmul(input, mat2)
+
+
+def _dims(name, t):
+    if type(t) is not Tensor:
+        _not_a_tensor(name, t)
+    return t.ndim
+
+
+def dot(input, tensor):
+    """The inner product of two 1-D tensors of one size and dtype (a 0-d tensor)."""
+    if (_dims("dot", input), _dims("dot", tensor)) != (1, 1):
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D tensors")
+    if input.shape[0] != tensor.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src "
+                           f"[{tensor.shape[0]}] to have the same number of elements, but got {input.shape[0]} "
+                           f"and {tensor.shape[0]} elements respectively")
+    return matmul(input, tensor)
+
+
+def mv(input, vec):
+    """Matrix (n, m) times vector (m,)."""
+    if (_dims("mv", input), _dims("mv", vec)) != (2, 1):
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
+    if input.shape[1] != vec.shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), "
+                           f"vec ({vec.shape[0]})")
+    return matmul(input, vec)
+
+
+def bmm(input, mat2):
+    """Batches of matrix products: (b, n, m) @ (b, m, p), the batch sizes equal (no broadcasting)."""
+    for label, t in (("batch1", input), ("batch2", mat2)):
+        if _dims("bmm", t) != 3:
+            raise RuntimeError(f"{label} must be a 3D tensor")
+    expected = [input.shape[0], input.shape[2]]
+    if list(mat2.shape[:2]) != expected:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: {expected} but got: "
+                           f"{list(mat2.shape[:2])}.")
+    return matmul(input, mat2)
+
+
+def outer(input, vec2):
+    """The outer product of two 1-D tensors: (n,) and (m,) give (n, m)."""
+    for label, t in (("self", input), ("vec2", vec2)):
+        if _dims("outer", t) != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {label}, but got {t.ndim}-D")
+    from .elementwise import mul
+    from .movement import reshape
+
+    return mul(reshape(input, (-1, 1)), vec2)
+
+
+ger = outer
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2), input broadcast to the product's shape (beta = 0: input
+    is not read, as in PyTorch)."""
+    from .elementwise import add, mul
+
+    product = mm(mat1, mat2)
+    if type(input) is not Tensor:
+        _not_a_tensor("addmm", input)
+    if _broadcast_shape(tuple(input.shape), tuple(product.shape), "addmm") != tuple(product.shape):
+        raise RuntimeError(f"The expanded size of the tensor ({product.shape[-1]}) must match the existing size "
+                           f"({input.shape[-1]}) at non-singleton dimension {input.ndim - 1}.  Target sizes: "
+                           f"{list(product.shape)}.  Tensor sizes: {list(input.shape)}")
+    if alpha != 1:
+        product = mul(product, alpha)
+    if beta == 0:
+        return product
+    return add(input if beta == 1 else mul(input, beta), product)

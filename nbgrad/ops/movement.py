@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .. import dtypes
+from .. import devices, dtypes
 from .._tensor import Tensor, _int_sizes, _normalize_dim, _wrap
 from ..autograd import versions
 from ..autograd.node import AccumulateGrad, node_class
@@ -68,16 +68,17 @@ def _float_input(t):
     return t if t.dtype.is_floating_point else _to_dtype(t, dtypes.get_default_dtype())
 
 
-def _to(self, *args, dtype=None, copy=False, **kwargs):
-    """``x.to(nbgrad.float64)``; device arguments other than 'cpu' are refused."""
+def _to(self, *args, dtype=None, device=None, copy=False, non_blocking=False, memory_format=None):
+    """``x.to(dtype)``, ``x.to(device)``, ``x.to(device, dtype)``, ``x.to(other)`` (its dtype): the
+    tensor itself when nothing changes (unless ``copy``); a device other than the CPU is refused."""
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype
-        elif isinstance(a, (str,)) or type(a).__name__ == "device":
-            if str(a).split(":")[0] != "cpu":
-                raise RuntimeError(f"to(): nbgrad tensors live on the CPU; got device {a!r}")
+        elif isinstance(a, (str, devices.device)):
+            device = a
         else:
             dtype = a
+    devices.check(device, "to()")
     if dtype is None:
         return clone(self) if copy else self
     dtype = dtypes.as_dtype(dtype)
