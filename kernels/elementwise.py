@@ -103,6 +103,51 @@ def tanh_bwd(g, out, gx):
 
 
 @njit
+def erf_fwd(x, out):
+    """out = erf(x)"""
+    for i in range(out.size):
+        out[i] = math.erf(x[i])
+
+
+@njit
+def erf_bwd(g, x, gx):
+    """gx += g 2/sqrt(pi) exp(-x^2)"""
+    c = 2 / math.sqrt(math.pi)
+    for i in range(g.size):
+        v = x[i]
+        gx[i] += g[i] * c * math.exp(-v * v)
+
+
+@njit
+def log1p_fwd(x, out):
+    """out = log(1 + x), exact for small x; log1p(-1) = -inf, log1p(<-1) = nan"""
+    for i in range(out.size):
+        v = x[i]
+        out[i] = math.log1p(v) if v > -1 else (-math.inf if v == -1 else math.nan)
+
+
+@njit
+def log1p_bwd(g, x, gx):
+    """gx += g / (1 + x)"""
+    for i in range(g.size):
+        gx[i] += g[i] / (x[i] + 1)
+
+
+@njit
+def expm1_fwd(x, out):
+    """out = exp(x) - 1, exact for small x"""
+    for i in range(out.size):
+        out[i] = math.expm1(x[i])
+
+
+@njit
+def expm1_bwd(g, x, gx):
+    """gx += g exp(x), from x: out + 1 loses exp(x) to rounding for x below -1 (elu's gradient)"""
+    for i in range(g.size):
+        gx[i] += g[i] * math.exp(x[i])
+
+
+@njit
 def sigmoid_fwd(x, out):
     """out = 1 / (1 + exp(-x)), without overflow for large |x|"""
     for i in range(out.size):

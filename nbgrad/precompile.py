@@ -34,6 +34,7 @@ def _elementwise(rng, shape, dtype):
     x, y = _leaf(rng, shape, dtype), _leaf(rng, shape, dtype, 0.5, 2.0)
     b = _leaf(rng, shape[1:], dtype, 0.5, 2.0)
     unary = (-x).exp() + y.log() + y.sqrt() + x.tanh() + x.sigmoid() + x.relu() + x.abs() + x.sin() + x.cos()
+    unary = unary + x.erf() + y.log1p() + x.expm1()
     scalars = x.clamp(-0.5, 0.5) + (x + 1) * 2 / 3 + (1 - x) + 2 / y + y ** 1.5 + 2 ** x
     binary = (x + b) - y * b / y + y ** b + nb.maximum(x, y) + nb.minimum(x, y) + nb.where(x > 0, x, y)
     return (unary + scalars + binary).sum()

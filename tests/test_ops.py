@@ -1,4 +1,5 @@
 """One table of op cases: forward against NumPy, gradients against finite differences (float64)."""
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,9 @@ CASES = [
     unary("log", "log", nbgrad.log, np.log, low=0.2),
     unary("sqrt", "sqrt", lambda x: x.sqrt(), np.sqrt, low=0.2),
     unary("tanh", "tanh", nbgrad.tanh, np.tanh),
+    unary("erf", "erf", nbgrad.erf, np.vectorize(math.erf, otypes=[float])),
+    unary("log1p", "log1p", lambda x: x.log1p(), np.log1p, low=-0.8),
+    unary("expm1", "expm1", nbgrad.expm1, np.expm1),
     unary("sigmoid", "sigmoid", lambda x: x.sigmoid(), sigmoid_np),
     unary("relu", "relu", nbgrad.relu, lambda x: np.maximum(x, 0), away_from_zero=True),
     unary("add_scalar", "add_scalar", lambda x: x + 2.5, lambda x: x + 2.5),

@@ -1,18 +1,38 @@
 """Neural-network building blocks: modules, their functional forms and initialisation."""
 from . import functional, init
 from .modules import (
+    ELU,
+    GELU,
+    BCELoss,
+    BCEWithLogitsLoss,
     CrossEntropyLoss,
     Dropout,
     Flatten,
+    Hardtanh,
+    HuberLoss,
+    Identity,
+    KLDivLoss,
+    L1Loss,
+    LeakyReLU,
     Linear,
+    LogSigmoid,
+    LogSoftmax,
     Module,
     MSELoss,
+    NLLLoss,
     Parameter,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
+    SiLU,
+    SmoothL1Loss,
+    Softmax,
+    Softplus,
     Tanh,
 )
 
 __all__ = ["functional", "init", "Module", "Parameter", "Linear", "ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout",
-           "Sequential", "MSELoss", "CrossEntropyLoss"]
+           "Sequential", "MSELoss", "CrossEntropyLoss", "Identity", "Softmax", "LogSoftmax", "LeakyReLU", "ELU",
+           "GELU", "SiLU", "Softplus", "Hardtanh", "ReLU6", "LogSigmoid", "BCELoss", "BCEWithLogitsLoss", "L1Loss",
+           "SmoothL1Loss", "HuberLoss", "NLLLoss", "KLDivLoss"]

@@ -50,8 +50,11 @@ from .elementwise import (
     COS,
     DIV,
     DIV_SCALAR,
+    ERF,
     EXP,
+    EXPM1,
     LOG,
+    LOG1P,
     MAXIMUM,
     MINIMUM,
     MUL,
@@ -85,11 +88,14 @@ from .elementwise import (
     divide,
     eq,
     equal,
+    erf,
     exp,
+    expm1,
     ge,
     gt,
     le,
     log,
+    log1p,
     lt,
     maximum,
     minimum,
@@ -189,7 +195,8 @@ def _operator(op, general):
 def _install_methods():
     for op in (ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM):
         op.same_shape = _unrolled_binary(op)
-    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "clamp", "clip",
+    for name in ("neg", "exp", "log", "sqrt", "tanh", "erf", "log1p", "expm1", "sigmoid", "relu", "abs", "sin",
+                 "cos", "clamp", "clip",
                  "maximum", "minimum", "add", "sub", "mul", "div", "var", "std", "max", "min", "argmax",
                  "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
                  "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
@@ -243,7 +250,8 @@ _install_methods()
 
 # --- in-place forms and out= ------------------------------------------------------------------
 
-IN_PLACE_FORMS = ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "pow")
+IN_PLACE_FORMS = ("neg", "exp", "log", "sqrt", "tanh", "erf", "log1p", "expm1", "sigmoid", "relu", "abs", "sin",
+                  "cos", "pow")
 
 
 def _in_place_form(function):
@@ -266,7 +274,8 @@ for _name in IN_PLACE_FORMS:
 
 # Functions that take out= (nbgrad.add(a, b, out=c), as PyTorch); the Tensor methods and operators
 # keep the plain functions.
-OUT_FORMS = ("add", "sub", "mul", "div", "true_divide", "divide", "pow", "neg", "exp", "log", "sqrt", "tanh",
+OUT_FORMS = ("add", "sub", "mul", "div", "true_divide", "divide", "pow", "neg", "exp", "log", "sqrt", "tanh", "erf",
+             "log1p", "expm1",
              "sigmoid", "abs", "sin", "cos", "clamp", "clip", "maximum", "minimum", "where", "matmul", "mm", "dot",
              "mv", "bmm", "addmm", "outer")
 _CASTS_TO = {"b": "biuf", "i": "iuf", "u": "iuf", "f": "f"}  # the kinds a result kind may be written into

@@ -33,6 +33,10 @@ EXP = elementwise("exp", "ExpBackward0", ew.exp_fwd, (ew.exp_bwd,), saves=("out"
 LOG = elementwise("log", "LogBackward0", ew.log_fwd, (ew.log_bwd,), saves=("x",), heavy=("forward",))
 SQRT = elementwise("sqrt", "SqrtBackward0", ew.sqrt_fwd, (ew.sqrt_bwd,), saves=("out",))
 TANH = elementwise("tanh", "TanhBackward0", ew.tanh_fwd, (ew.tanh_bwd,), saves=("out",), heavy=("forward",))
+ERF = elementwise("erf", "ErfBackward0", ew.erf_fwd, (ew.erf_bwd,), saves=("x",), heavy=("forward", "backward"))
+LOG1P = elementwise("log1p", "Log1PBackward0", ew.log1p_fwd, (ew.log1p_bwd,), saves=("x",), heavy=("forward",))
+EXPM1 = elementwise("expm1", "Expm1Backward0", ew.expm1_fwd, (ew.expm1_bwd,), saves=("x",),
+                    heavy=("forward", "backward"))
 SIGMOID = elementwise("sigmoid", "SigmoidBackward0", ew.sigmoid_fwd, (ew.sigmoid_bwd,), saves=("out",),
                       heavy=("forward",))
 RELU = elementwise("relu", "ReluBackward0", ew.relu_fwd, (ew.relu_bwd,), saves=("out",))
@@ -107,6 +111,21 @@ def sqrt(input):
 def tanh(input):
     """Hyperbolic tangent."""
     return _unary(TANH, input)
+
+
+def erf(input):
+    """The error function, 2/sqrt(pi) * integral of exp(-t^2) from 0 to input."""
+    return _unary(ERF, input)
+
+
+def log1p(input):
+    """log(1 + input), exact for small input."""
+    return _unary(LOG1P, input)
+
+
+def expm1(input):
+    """exp(input) - 1, exact for small input."""
+    return _unary(EXPM1, input)
 
 
 def sigmoid(input):
