@@ -14,7 +14,8 @@ from .. import dtypes, factories, ops
 from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
 from ..kernels import nn as kernels
-from ..ops import clamp, expm1, log1p, log_softmax, relu, sigmoid, softmax, tanh, where
+from ..ops import clamp, expm1, log1p, log_softmax, sigmoid, softmax, tanh, where
+from ..ops import relu as _relu
 
 __all__ = ["relu", "relu_", "sigmoid", "tanh", "softmax", "log_softmax", "linear", "nll_loss", "cross_entropy",
            "mse_loss", "dropout", "binary_cross_entropy", "binary_cross_entropy_with_logits", "l1_loss",
@@ -208,15 +209,20 @@ def _in_place(name, input, function):
     return ops._in_place(input, name, function)
 
 
+def relu(input, inplace=False):
+    """max(input, 0), in place with ``inplace=True``."""
+    return _in_place("relu_", input, _relu) if inplace else _relu(input)
+
+
 def relu_(input):
     """``relu`` in place."""
-    return _in_place("relu_", input, relu)
+    return _in_place("relu_", input, _relu)
 
 
 def _softplus_unit(z):
     """log(1 + exp(z)) for any z: relu(z) + log1p(exp(-|z|)), where -|z| is written
     clamp(z, max=0) - relu(z) so that its slope at 0 is 1 (the sum's slope at 0 is then 1/2)."""
-    positive = relu(z)
+    positive = _relu(z)
     return positive + log1p(ops.exp(clamp(z, max=0) - positive))
 
 

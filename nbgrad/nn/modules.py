@@ -10,6 +10,7 @@ from collections import OrderedDict, namedtuple
 from .. import dtypes, factories
 from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
+from ..ops import relu as _relu
 from . import functional as F
 from . import init
 
@@ -274,8 +275,16 @@ class _Activation(Module):
         return type(self).function(input)
 
 
-class ReLU(_Activation):
-    function = staticmethod(F.relu)
+class ReLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.relu_(input) if self.inplace else _relu(input)
+
+    def extra_repr(self):
+        return _inplace_text(self.inplace, first=True)
 
 
 class Tanh(_Activation):
