@@ -14,9 +14,10 @@ compiled code and Numba's cache. The table says:
 - ``GEMM``: its address;
 - ``SET_THREADS``: the address of the BLAS's ``int f(int)`` that sets the calling
   thread's thread count and returns the previous one (0: none), and
-  ``SERIAL_BELOW``, ``SKINNY``: products of fewer multiply-adds than that, or
-  summing over at most that many terms, run on one thread (``one_thread``): the
-  BLAS's threads cost more than they save there (measured, below).
+  ``SERIAL_UP_TO``, ``SKINNY``: a product of more multiply-adds than the BLAS
+  itself runs on one thread, that sums over at most ``SKINNY`` terms, is set to
+  one thread (``one_thread``): the BLAS's threads cost more than they save there
+  (measured, below). Others are left to the BLAS, and cost no call.
 """
 import ctypes
 import glob
@@ -37,16 +38,18 @@ ROW_MAJOR = 101
 NO_TRANS = 111
 TRANS = 112
 
-KIND, GEMM, SET_THREADS, SERIAL_BELOW, SKINNY = range(5)
+KIND, GEMM, SET_THREADS, SERIAL_UP_TO, SKINNY = range(5)
 TABLE_SIZE = 5
 CBLAS64, FORTRAN32 = 1, 2
 
 # Measured on a 2-core x86-64 (AVX-512) machine, float32, each BLAS on 1 and 2 threads (the README's
 # BLAS section has the table). OpenBLAS: 2 threads were slower when the summed dimension is small
-# (512x512 over 10: 117 us, against 91 us on one) and no faster below 64^3; MKL's 2 threads were
-# never slower (once its threads spin a little: see jit.py).
-SERIAL_BELOW_OPENBLAS, SKINNY_OPENBLAS = 1 << 18, 16
-SERIAL_BELOW_MKL, SKINNY_MKL = 0, 0
+# (512x512 over 10: 117 us, against 91 us on one); up to 2^18 multiply-adds OpenBLAS runs on one
+# thread by itself (its GEMM_MULTITHREAD_THRESHOLD), so small products need no call (setting and
+# restoring the count cost tiny models 5%). MKL's 2 threads were never slower (once its threads
+# spin a little: see jit.py).
+SERIAL_UP_TO_OPENBLAS, SKINNY_OPENBLAS = 1 << 18, 16
+SERIAL_UP_TO_MKL, SKINNY_MKL = 0, 0
 
 
 @intrinsic
@@ -147,8 +150,9 @@ def call_set_threads(typingctx, function, threads):
 
 @njit
 def one_thread(rows, cols, inner, table):
-    """Whether a product is too small (or sums over too few terms) to gain from the BLAS's threads."""
-    return rows * cols * inner < table[SERIAL_BELOW] or inner <= table[SKINNY]
+    """Whether to set a product to one thread: one the BLAS would thread that sums over too few terms
+    to gain from it."""
+    return inner <= table[SKINNY] and rows * cols * inner > table[SERIAL_UP_TO]
 
 
 @njit
@@ -172,7 +176,7 @@ class Blas:
     """The BLAS in use: its name, library and version, and the tables the kernels read (kept alive
     here for the life of the process)."""
 
-    def __init__(self, name, library, version, gemms, set_threads=0, serial_below=0, skinny=0, threads=None):
+    def __init__(self, name, library, version, gemms, set_threads=0, serial_up_to=0, skinny=0, threads=None):
         self.name, self.library, self.version, self._threads = name, library, version, threads
         self.tables = {}
         for dtype, address in zip((np.dtype(np.float32), np.dtype(np.float64)), gemms):
@@ -180,7 +184,7 @@ class Blas:
             table[KIND] = FORTRAN32 if name == "scipy" else CBLAS64
             table[GEMM] = address
             table[SET_THREADS] = set_threads
-            table[SERIAL_BELOW] = serial_below
+            table[SERIAL_UP_TO] = serial_up_to
             table[SKINNY] = skinny
             self.tables[dtype] = table
 
@@ -216,7 +220,7 @@ def _mkl():
     set_local = _function(library, "MKL_Set_Num_Threads_Local", argtypes=[ctypes.c_int])
     max_threads = _function(library, "MKL_Get_Max_Threads")
     return Blas("mkl", path, buffer.value.decode().strip(), (_address(library.cblas_sgemm_64),
-                _address(library.cblas_dgemm_64)), _address(set_local), SERIAL_BELOW_MKL, SKINNY_MKL, max_threads)
+                _address(library.cblas_dgemm_64)), _address(set_local), SERIAL_UP_TO_MKL, SKINNY_MKL, max_threads)
 
 
 def _openblas():
@@ -229,7 +233,7 @@ def _openblas():
             set_local = getattr(library, "openblas_set_num_threads_local", None)  # OpenBLAS 0.3.27 and later
             return Blas("openblas", path, config, (_address(library.scipy_cblas_sgemm64_),
                         _address(library.scipy_cblas_dgemm64_)), _address(set_local) if set_local else 0,
-                        SERIAL_BELOW_OPENBLAS, SKINNY_OPENBLAS, threads)
+                        SERIAL_UP_TO_OPENBLAS, SKINNY_OPENBLAS, threads)
         except (OSError, AttributeError):
             continue
     return None

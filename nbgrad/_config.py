@@ -17,9 +17,9 @@ def show_config():
     used = ops.BLAS
     table = used.tables[numpy.dtype(numpy.float32)]
     why = f"NBGRAD_BLAS={os.environ['NBGRAD_BLAS']}" if os.environ.get("NBGRAD_BLAS") else "the default choice"
-    if table[blas.SET_THREADS] and (table[blas.SERIAL_BELOW] or table[blas.SKINNY]):
-        threads = (f"{used.threads()}; 1 below {table[blas.SERIAL_BELOW]:,} multiply-adds or summing over at most "
-                   f"{table[blas.SKINNY]} terms")
+    if table[blas.SET_THREADS] and table[blas.SKINNY]:
+        threads = (f"{used.threads()}; 1 up to {table[blas.SERIAL_UP_TO]:,} multiply-adds (the BLAS's own rule) "
+                   f"and for a product summing over at most {table[blas.SKINNY]} terms")
     else:
         threads = f"{used.threads()} for every product"
     try:
