@@ -423,3 +423,14 @@ def test_module_arguments_are_in_pytorchs_order():
     assert nn.KLDivLoss(None, None, "batchmean", True).log_target
     x = nbgrad.randn(2, 3)
     assert nn.Identity("anything", flag=True)(x) is x
+
+
+def test_loss_modules_take_pytorchs_positional_arguments():
+    weight = nbgrad.tensor([1.0, 2.0, 3.0])
+    logits, target = nbgrad.tensor([[0.1, 0.5, -0.2], [1.0, 0.0, 0.3]]), nbgrad.tensor([2, 0])
+    by_position = nn.CrossEntropyLoss(weight)(logits, target)
+    assert by_position.item() == F.cross_entropy(logits, target, weight=weight).item()
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        summed = nn.MSELoss(size_average=False)
+    assert summed.reduction == "sum" and summed(nbgrad.ones(2), nbgrad.zeros(2)).item() == 2.0
+    assert nn.CrossEntropyLoss(None, None, 1).ignore_index == 1
