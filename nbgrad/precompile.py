@@ -96,8 +96,14 @@ class _Bar(numba.core.event.Listener):
 
     def __init__(self, total, out):
         self.total, self.out, self.done, self.label = total, out, 0, ""
+        self.live = getattr(out, "isatty", lambda: False)()  # a log gets one line per step instead
 
     def show(self, compiling=""):
+        if not self.live:
+            if not compiling and self.done < self.total:
+                self.out.write(f"[{self.done + 1}/{self.total}] {self.label}\n")
+                self.out.flush()
+            return
         width = 30
         filled = width * self.done // self.total
         line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label:<26}"
@@ -127,8 +133,9 @@ def run(dtypes=(nb.float32, nb.float64), out=sys.stderr):
                 loss.backward()
             if bar:
                 bar.done += 1
-                bar.show()
-    if out is not None:
+                if bar.live:
+                    bar.show()
+    if bar and bar.live:
         out.write("\n")
     return compiled_count(), time.perf_counter() - started
 
