@@ -385,10 +385,22 @@ def test_to_dot_of_a_tensor_without_history_and_render_without_graphviz(tmp_path
     try:
         import graphviz  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="pip install"):
+        with pytest.raises(ImportError, match=r'pip install -e "\.\[graph\]"') as raised:
             torch.autograd.graph.render((leaf([1.0]) * 2).sum(), tmp_path / "g.svg")
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__  # one error, no chain
     else:
         pytest.skip("graphviz is installed: the missing-package error cannot be shown")
+
+
+def test_render_without_graphvizs_dot_program_says_what_to_install(tmp_path, monkeypatch):
+    import shutil
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "graphviz", types.ModuleType("graphviz"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="needs Graphviz's dot program"):
+        torch.autograd.graph.render((leaf([1.0]) * 2).sum(), tmp_path / "g.svg")
 
 
 def test_save_for_backward_refuses_what_is_not_a_tensor():

@@ -5,6 +5,7 @@ graph: Graphviz DOT text, and SVG/PNG files through ``graphviz``.
 >>> print(to_dot((x * 2).sum()))        # doctest: +SKIP
 """
 import contextlib
+import shutil
 import threading
 
 import numpy as np
@@ -146,11 +147,13 @@ def render(tensor, path, format=None):
     needs the ``graphviz`` package (``pip install "nbgrad[graph]"``) and Graphviz's ``dot``."""
     try:
         import graphviz
-    except ImportError as error:
-        raise ImportError(
-            "render() needs the graphviz package: pip install 'nbgrad[graph]' (or pip install graphviz), "
-            "and Graphviz's dot program; to_dot() gives the DOT text without them"
-        ) from error
+    except ImportError:
+        raise ImportError('render() needs the graphviz package: pip install -e ".[graph]" from a clone (or pip '
+                          "install graphviz), and Graphviz's dot program; to_dot() gives the DOT text without "
+                          "them") from None
+    if shutil.which("dot") is None:
+        raise RuntimeError("render() needs Graphviz's dot program on the PATH (e.g. apt install graphviz, brew "
+                           "install graphviz or conda install graphviz); to_dot() gives the DOT text without it")
     path = str(path)
     stem, _, suffix = path.rpartition(".")
     format = format or (suffix if stem and suffix in ("svg", "png", "pdf") else "svg")
