@@ -34,6 +34,7 @@ from .factories import (
     zeros,
     zeros_like,
 )
+from .ops import WITH_OUT as _WITH_OUT
 from .ops import (
     abs,
     abs_,
@@ -122,6 +123,8 @@ from .ops import (
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensortypes import BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor
+
+globals().update(_WITH_OUT)  # nbgrad.add & co. take out= (the plain forms stay inside nbgrad)
 
 float = float32
 double = float64

@@ -272,8 +272,9 @@ for _name in IN_PLACE_FORMS:
     globals()[_name + "_"] = _in_place_form(globals()[_name])
     setattr(Tensor, _name + "_", globals()[_name + "_"])
 
-# Functions that take out= (nbgrad.add(a, b, out=c), as PyTorch); the Tensor methods and operators
-# keep the plain functions.
+# The forms with out= (nbgrad.add(a, b, out=c), as PyTorch) of these functions: nbgrad exports them
+# (see _api.py); the ops' own names, the Tensor methods and operators, and the callers inside nbgrad
+# keep the plain functions, without the wrapper's call.
 OUT_FORMS = ("add", "sub", "mul", "div", "true_divide", "divide", "pow", "neg", "exp", "log", "sqrt", "tanh", "erf",
              "log1p", "expm1",
              "sigmoid", "abs", "sin", "cos", "clamp", "clip", "maximum", "minimum", "where", "matmul", "mm", "dot",
@@ -312,5 +313,4 @@ def _with_out(function):
     return with_out
 
 
-for _name in OUT_FORMS:
-    globals()[_name] = _with_out(globals()[_name])
+WITH_OUT = {name: _with_out(globals()[name]) for name in OUT_FORMS}
