@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from test_nn_optim import run_three_steps  # three steps on sum(p ** 3), shared with the older optimizers
 
 import nbgrad as nb
 from nbgrad import optim
@@ -37,20 +38,6 @@ def reference_adagrad(p, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial
         total = total + d * d
         p = p - lr / (1 + (step - 1) * lr_decay) * d / (np.sqrt(total) + eps)
     return p
-
-
-def run_three_steps(make):
-    """Three steps on f(p) = sum(p ** 3) in float64: the gradients change with p."""
-    start = np.array([0.5, -1.0, 2.0])
-    p = nb.tensor(start, requires_grad=True)
-    opt = make([p])
-    grads = []
-    for _ in range(3):
-        opt.zero_grad()
-        (p ** 3).sum().backward()
-        grads.append(p.grad.numpy().copy())
-        opt.step()
-    return start, grads, p.detach().numpy(), opt
 
 
 # --- by hand ---------------------------------------------------------------
@@ -101,13 +88,13 @@ ADAGRAD_CASES += [dict(lr=0.5, eps=1e-3, lr_decay=0.2, maximize=True)]
 
 @pytest.mark.parametrize("kwargs", RMSPROP_CASES, ids=str)
 def test_rmsprop_matches_hand_computed_updates(kwargs):
-    start, grads, final, _ = run_three_steps(lambda ps: optim.RMSprop(ps, **kwargs))
+    start, grads, final = run_three_steps(lambda ps: optim.RMSprop(ps, **kwargs))
     np.testing.assert_allclose(final, reference_rmsprop(start, grads, **kwargs), rtol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs", ADAGRAD_CASES, ids=str)
 def test_adagrad_matches_hand_computed_updates(kwargs):
-    start, grads, final, _ = run_three_steps(lambda ps: optim.Adagrad(ps, **kwargs))
+    start, grads, final = run_three_steps(lambda ps: optim.Adagrad(ps, **kwargs))
     np.testing.assert_allclose(final, reference_adagrad(start, grads, **kwargs), rtol=1e-12)
 
 
