@@ -39,6 +39,7 @@ from .tape import (
     MODIFIED,
     NEEDS_SAVED,
     NUMEL,
+    OP,
     PYTHON,
     REFUSED,
     RELEASED,
@@ -60,10 +61,16 @@ DONE = -1
 NEEDS = -(1 << 62)
 
 # The dispatch table of op backwards (see nbgrad.autograd.codegen.Backwards): per opcode, the
-# addresses for float32, float32 in threads, float64, float64 in threads, then the gradient size
-# from which the op's backward runs in threads.
-TABLE_STRIDE = 5
+# addresses for float32, float32 in threads, float64, float64 in threads, the gradient size
+# from which the op's backward runs in threads, and a bit per input whose gradient is the output's
+# gradient unchanged (add, views, the bias add's input): ``plan`` may give such an input the
+# output's arena slot, and its backward then copies nothing.
+TABLE_STRIDE = 6
 PARALLEL_FROM = 4
+PASS_THROUGH = 5
+
+# UNWRITTEN of a row that shares its consumer's arena slot (see ``plan``): written when the consumer's is.
+SHARED_SLOT = -1
 
 BACKWARD_ARGS = 6  # chunk addresses, number of chunks, row, arena address, gradient address, gradient size
 
@@ -102,13 +109,14 @@ def refused(flags):
 
 
 @njit
-def plan(chunks, root, epoch, accumulate, order):
+def plan(chunks, root, epoch, accumulate, order, backwards):
     """Rows reachable from ``root``, consumers before inputs, and the arena size in bytes.
 
     ``order`` is the caller's buffer for the rows, used when big enough (a fresh one
     costs an allocation, and handing it back to Python a slow path of Numba's boxing).
     Returns ``(order, count, arena_bytes)``. With ``accumulate`` leaves accumulate straight into ``.grad``;
-    without (``autograd.grad``), every row's gradient gets a slot in the arena.
+    without (``autograd.grad``), every row's gradient gets a slot in the arena. A row whose one
+    consumer passes its gradient through unchanged shares that consumer's slot (``shares_slot``).
     """
     if order.size == 0:
         order = np.empty(64, np.int64)
@@ -116,11 +124,13 @@ def plan(chunks, root, epoch, accumulate, order):
     root_row = row_at(chunks, root)
     root_row[MARK] = epoch
     root_row[DEPS] = 0
+    root_row[UNWRITTEN] = 0
     stack[0] = root
     depth = 1
     while depth > 0:  # mark the reachable rows and count each one's consumers
         depth -= 1
-        row = row_at(chunks, stack[depth])
+        r = stack[depth]
+        row = row_at(chunks, r)
         if row[FLAGS] & LEAF:
             continue
         for i in range(MAX_INPUTS):
@@ -131,9 +141,12 @@ def plan(chunks, root, epoch, accumulate, order):
             if input_row[MARK] != epoch:
                 input_row[MARK] = epoch
                 input_row[DEPS] = 0
+                input_row[UNWRITTEN] = r + 1  # scratch until mark_unwritten: its only consumer so far
                 stack = _grow(stack, depth)
                 stack[depth] = j
                 depth += 1
+            else:
+                input_row[UNWRITTEN] = 0  # a second consumer (or the same one twice)
             input_row[DEPS] += 1
     order[0] = root
     count = 1
@@ -155,14 +168,35 @@ def plan(chunks, root, epoch, accumulate, order):
                 count += 1
     arena_bytes = 0
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
-        row = row_at(chunks, order[k])
+        r = order[k]
+        row = row_at(chunks, r)
         flags = row[FLAGS]
+        consumer = row[UNWRITTEN] - 1
+        row[UNWRITTEN] = 0
         if accumulate and flags & LEAF and not flags & PYTHON:
             row[SLOT] = -1
+        elif consumer >= 0 and shares_slot(row_at(chunks, consumer), r, row, backwards):
+            row[SLOT] = row_at(chunks, consumer)[SLOT]  # planned already: consumers come first
+            row[UNWRITTEN] = SHARED_SLOT
         else:
             row[SLOT] = arena_bytes
             arena_bytes += (row[NUMEL] * row[ITEMSIZE] + 7) // 8 * 8
     return order, count, arena_bytes
+
+
+@njit
+def shares_slot(consumer, r, row, backwards):
+    """Whether row ``r``, whose only consumer is ``consumer``, can take the consumer's gradient
+    as its own, in the same memory: the consumer's op passes that input's gradient through
+    unchanged, not broadcast, in the same dtype."""
+    if consumer[SLOT] < 0 or consumer[NUMEL] != row[NUMEL] or consumer[ITEMSIZE] != row[ITEMSIZE]:
+        return False
+    entry = TABLE_STRIDE * consumer[OP]
+    passes = backwards[entry + PASS_THROUGH] if entry < backwards.size else 0
+    for i in range(MAX_INPUTS):
+        if consumer[IN + i] == r:
+            return (passes >> i) & 1 == 1 and (i >= BROADCAST_INPUTS or consumer[BCAST + i * BCAST_SIZE] == 0)
+    return False
 
 
 @njit
@@ -174,7 +208,8 @@ def mark_unwritten(chunks, order, start, count, arena_rows):
     for k in range(start, count):
         row = row_at(chunks, order[k])
         if row[SLOT] >= 0:
-            row[UNWRITTEN] = 1 if arena_rows else 0
+            if not (arena_rows and row[UNWRITTEN] == SHARED_SLOT):
+                row[UNWRITTEN] = 1 if arena_rows else 0
         elif not row[FLAGS] & GRAD_DEFINED:
             row[FLAGS] |= GRAD_DEFINED
             row[UNWRITTEN] = 1
@@ -193,8 +228,9 @@ def settle(chunks, order, start, count, arena_address):
 @njit
 def settle_row(row, arena_address):
     """If the row's gradient is still unwritten: zero its arena slot, or leave a leaf's ``.grad``
-    undefined (None, as before this backward: nothing reached it)."""
-    if not row[UNWRITTEN]:
+    undefined (None, as before this backward: nothing reached it). A slot shared with the row's
+    consumer is the consumer's to settle."""
+    if row[UNWRITTEN] != 1:
         return
     row[UNWRITTEN] = 0
     if row[SLOT] < 0:

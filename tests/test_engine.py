@@ -240,3 +240,64 @@ def test_parallel_thresholds_follow_the_cost_per_element():
     v = x.detach().numpy()
     np.testing.assert_allclose(x.grad.numpy(), np.where(v > 0, 3 * np.cos(3 * v) * v + np.sin(3 * v), 0),
                                rtol=1e-10, atol=1e-15)
+
+
+def _f64(values, grad=True):
+    return nbgrad.tensor(values, dtype=nbgrad.float64, requires_grad=grad)
+
+
+def test_pass_through_gradients_are_exact_when_slots_are_shared():
+    # x * 2 -> + 1 -> view -> + bias: each input has one consumer that passes its gradient through,
+    # so the executor gives them one gradient buffer; every retained gradient must still be right.
+    x, b = _f64([1.0, -2.0, 3.0, 0.5]), _f64([0.25, 0.5])
+    y = x * 2
+    a = y + 1
+    v = a.view(2, 2)
+    out = v + b
+    for t in (y, a, v, out):
+        t.retain_grad()
+    (out * out).sum().backward()
+    expected = 2 * (2 * x.detach().numpy() + 1 + np.tile(b.detach().numpy(), 2))
+    for t in (out, v, a, y):
+        np.testing.assert_array_equal(t.grad.numpy().reshape(-1), expected)
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * expected)
+    np.testing.assert_array_equal(b.grad.numpy(), expected.reshape(2, 2).sum(0))
+    y = x * 2
+    a = y + 1
+    gy, ga = nbgrad.autograd.grad((a.view(4) ** 2).sum(), [y, a])
+    np.testing.assert_array_equal(gy.numpy(), 2 * (2 * x.detach().numpy() + 1))
+    np.testing.assert_array_equal(ga.numpy(), gy.numpy())
+
+
+def test_a_hook_run_before_a_shared_slot_is_read_keeps_its_gradient():
+    # a gets its gradient from two consumers; a Python hook runs between them; y shares a's buffer.
+    x = _f64([1.0, 2.0])
+    y = x * 3
+    a = y + 1
+    first, second = a * 2, a * 5
+    seen = []
+    second.register_hook(lambda g: seen.append(g.numpy().copy()))
+    (first + second).sum().backward()
+    assert seen and np.array_equal(seen[0], [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [21.0, 21.0])
+
+
+def test_a_hook_that_changes_a_pass_through_gradient_reaches_the_input():
+    x = _f64([1.0, 2.0])
+    y = x * 3
+    a = y + 1
+    a.register_hook(lambda g: g * 10)
+    y.register_hook(lambda g: g + 1)
+    a.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [33.0, 33.0])
+
+
+def test_an_input_used_twice_by_one_add_gets_both_gradients():
+    x = _f64([1.0, 2.0])
+    y = x * 1
+    (y + y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    z = x * 1
+    w = z.view(2) + z.view(2)
+    w.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 4.0])
