@@ -150,20 +150,27 @@ def _wait_for_the_others(comm):
         time.sleep(0.001)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def _limit_threads(comm, MPI):
-    """Ranks sharing a machine share its cores: unless the user chose a thread count (the usual
-    variables), each rank gets its share of the cores, for Numba and for the BLAS."""
-    if any(name in os.environ for name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "NBGRAD_NUM_THREADS")):
+    """Ranks sharing a machine share its cores: unless the user set one of THREAD_VARIABLES, each
+    rank runs Numba and the BLAS on its share of the cores (ranks that each start a thread per
+    core are much slower: README, Data-parallel training). The variables are read as OpenMP and
+    the BLAS load, at nbgrad's first product or parallel kernel (NumPy's OpenBLAS loads with NumPy)."""
+    if any(name in os.environ for name in THREAD_VARIABLES):
         return
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
     share = max(1, (os.cpu_count() or 1) // local.Get_size())
     local.Free()
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, str(share))  # read by the BLAS when nbgrad loads it
-    if "numba" in sys.modules:  # already loaded: set Numba's count now (and the BLAS's if it can)
-        import nbgrad
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(share)
+    if "numba" in sys.modules:  # Numba refuses a new NUMBA_NUM_THREADS once imported: lower its count
+        import numba
 
-        nbgrad.set_num_threads(min(share, nbgrad.get_num_threads()))
+        numba.set_num_threads(min(share, numba.get_num_threads()))
+    else:
+        os.environ["NUMBA_NUM_THREADS"] = str(share)
 
 
 # --- the collectives ----------------------------------------------------------

@@ -45,13 +45,14 @@ class _Bucket:
 
 def _buckets(params, cap_bytes):
     """Parameters in reverse order (the order backward finishes them), by dtype, in buckets
-    closed once they reach the cap: FIRST_BUCKET_BYTES for the first, ``cap_bytes`` after."""
+    closed once they reach the cap: FIRST_BUCKET_BYTES (or ``cap_bytes`` if less) for the first,
+    ``cap_bytes`` after."""
     done, open_buckets = [], {}
     for p in reversed(params):
         dtype = p._data.dtype
         bucket = open_buckets.setdefault(dtype, _Bucket(dtype))
         bucket.add(p)
-        if bucket.nbytes >= (FIRST_BUCKET_BYTES if not done else cap_bytes):
+        if bucket.nbytes >= (min(FIRST_BUCKET_BYTES, cap_bytes) if not done else cap_bytes):
             done.append(open_buckets.pop(dtype))
     done += open_buckets.values()
     for bucket in done:
