@@ -7,8 +7,9 @@
 Batch 512 (split over the ranks), 64 -> 512 -> 512 -> 10, float32, cross-entropy, SGD with
 momentum. Rank 0 prints one JSON line: the time per step (best and median of the repeats, in
 ms), and for more than one rank the time spent reducing gradients per step (packing, the
-allreduces, copying back, waiting for the slower rank included) and its share of the step,
-and the time per step under ``no_sync()`` (no communication at all).
+allreduces, copying back, waiting for the slower rank included), the part of it spent waiting
+for the allreduces, its share of the step, and the time per step under ``no_sync()`` (no
+communication at all).
 """
 import argparse
 import json
@@ -77,12 +78,13 @@ def main(argv=None):
     for _ in range(5):  # warm-up: load the kernels, allocate optimizer state
         step()
     if world > 1:
-        model._sync_seconds, model._reductions = 0.0, 0  # count the timed steps only
+        model._sync_seconds, model._wait_seconds, model._reductions = 0.0, 0.0, 0  # the timed steps only
     times = time_steps(step, barrier, args.steps, args.repeats)
     result = {"ranks": world, "batch_per_rank": BATCH // world, "threads_per_rank": nb.get_num_threads(),
               "step_ms_best": 1e3 * min(times), "step_ms_median": 1e3 * statistics.median(times)}
     if world > 1:
         result["sync_ms_per_step"] = 1e3 * model._sync_seconds / model._reductions
+        result["allreduce_wait_ms_per_step"] = 1e3 * model._wait_seconds / model._reductions
         result["sync_share"] = result["sync_ms_per_step"] / result["step_ms_median"]
         with model.no_sync():
             local = time_steps(step, barrier, args.steps, args.repeats)

@@ -99,6 +99,7 @@ class DistributedDataParallel(Module):
         self._sync_pending = False  # a forward through the wrapper ran with sync on
         self._queued = False
         self._sync_seconds = 0.0    # time spent in gradient reduction (packing, allreduce, copying back)
+        self._wait_seconds = 0.0    # the part of it spent waiting for the allreduces to complete
         self._reductions = 0
         _check_same_model(comm, module)
         with grad_mode.no_grad():
@@ -136,7 +137,9 @@ class DistributedDataParallel(Module):
                 grad = p.grad
                 flat[a:b] = 0 if grad is None else grad._data.reshape(-1)
             requests.append(comm.Iallreduce(MPI.IN_PLACE, flat, MPI.SUM))
+        waiting = time.perf_counter()
         MPI.Request.Waitall(requests)
+        self._wait_seconds += time.perf_counter() - waiting
         scale = 1.0 / comm.Get_size()
         for bucket in self._buckets:
             flat = bucket.flat
