@@ -190,3 +190,15 @@ def test_distributed_sampler_shuffles_per_epoch_the_same_in_every_rank():
     loader = nb.utils.data.DataLoader(list(range(10)), batch_size=2,
                                       sampler=DistributedSampler(range(10), num_replicas=2, rank=1, shuffle=False))
     assert [b.tolist() for b in loader] == [[1, 3], [5, 7], [9]]
+
+
+def test_example_without_mpi4py_says_how_to_install(monkeypatch, capsys):
+    import importlib.util as util
+
+    from nbgrad.examples import mlp
+
+    find_spec = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "mpi4py" else find_spec(name, *a))
+    with pytest.raises(SystemExit):
+        mlp.parse_args(["--distributed"])
+    assert 'pip install -e ".[distributed]"' in capsys.readouterr().err
