@@ -91,7 +91,35 @@ def _seed_tensor(tensor, gradient, i=0):
     return _wrap(seed.astype(tensor._data.dtype).reshape(tensor._data.shape))
 
 
+class _Callbacks(threading.local):
+    queue = None  # the callbacks queued during this thread's running backward
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback):
+    """Call ``callback()`` once the running backward has finished, its post-accumulate hooks
+    included (PyTorch's ``Variable._execution_engine.queue_callback``): a hook that sees one
+    gradient at a time can act on all of them at the end (DistributedDataParallel does)."""
+    queue = _callbacks.queue
+    if queue is None:
+        raise RuntimeError("queue_callback: no backward is running in this thread")
+    queue.append(callback)
+
+
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    outer, queue = _callbacks.queue, []
+    _callbacks.queue = queue
+    try:
+        _backward(tensor, gradient, retain_graph, create_graph, inputs)
+    finally:
+        _callbacks.queue = outer
+    for callback in queue:
+        callback()
+
+
+def _backward(tensor, gradient, retain_graph, create_graph, inputs):
     if inputs is not None:
         _backward_into(tensor, gradient, retain_graph, create_graph, inputs)
         return

@@ -4,7 +4,7 @@
 >>> loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
 >>> for xb, yb in loader: ...
 
-The submodules are PyTorch's: ``dataset``, ``sampler``, ``dataloader`` and ``_utils.collate``.
+The submodules are PyTorch's: ``dataset``, ``sampler``, ``distributed``, ``dataloader`` and ``_utils.collate``.
 """
 from .dataloader import DataLoader, _DatasetKind, default_collate, default_convert, get_worker_info
 from .dataset import (
@@ -17,6 +17,7 @@ from .dataset import (
     TensorDataset,
     random_split,
 )
+from .distributed import DistributedSampler
 from .sampler import (
     BatchSampler,
     RandomSampler,
@@ -32,6 +33,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
