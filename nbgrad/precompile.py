@@ -1,12 +1,14 @@
 """Compile and cache every kernel and the backward executor ahead of time.
 
-    python -m nbgrad.precompile [--dtype float32 float64] [--ops NAME ... | --example] [--jobs N] [--profile]
+    python -m nbgrad.precompile [--dtype float32 float64] [--parallel] [--ops NAME ... | --example]
+                                [--jobs N] [--profile]
     python -m nbgrad.precompile --profile --run MODULE [ARG ...]
 
 Numba compiles a kernel the first time it is called. This runs a small
 workload per op that calls it forward and backward, at a small size and at the
-size where kernels go parallel, then the ops without a gradient and the
-optimizers, so that later processes only load machine code from the cache.
+size where kernels go parallel (with ``--parallel``), then the functions that
+are no op of their own and the optimizers, so that later processes only load
+machine code from the cache.
 ``--ops`` compiles only the named ops, ``--example`` what the MLP example
 needs; ``--jobs`` compiles in that many processes (one per core by default);
 ``--profile`` prints where the compile time went, per compiled function, and
@@ -32,8 +34,9 @@ from .autograd.registry import OPS
 from .kernels import jit
 from .ops import GENERATED
 
-# Rows x columns of the workload's matrices: small, and big enough for every parallel kernel.
-SIZES = ((3, 4), (jit.PARALLEL_MIN_LIGHT // 128, 128))
+# Rows x columns of the workload's matrices: small, and (--parallel) big enough for every kernel's
+# threaded variant, which takes as long to compile as the rest.
+SMALL, BIG = (3, 4), (jit.PARALLEL_MIN_LIGHT // 128, 128)
 DTYPES = ("float32", "float64")
 
 
@@ -100,7 +103,7 @@ OP_WORKLOADS = {
     "rdiv_scalar": lambda s: (2 / s.y,),
     "pow_scalar": lambda s: (s.y ** 1.5,),
     "rpow_scalar": lambda s: (2 ** s.x,),
-    "add": lambda s: (s.x + s.y, s.x + s.y[:1]),
+    "add": lambda s: (s.x + s.y, s.x + s.y[:1], s.x.reshape(-1) + s.y.reshape(-1)),
     "sub": lambda s: (s.x - s.y, s.x - s.b),
     "mul": lambda s: (s.x * s.y, s.x * s.b),
     "div": lambda s: (s.x / s.y, s.x / s.b),
@@ -109,8 +112,8 @@ OP_WORKLOADS = {
     "minimum": lambda s: (nb.minimum(s.x, s.y), nb.minimum(s.x, s.b)),
     "where": lambda s: (nb.where(s.x > 0, s.x, s.y),),
     "sum": lambda s: (s.x.sum(),),
-    "sum_dims": lambda s: (s.x.sum(0), s.x.mean(1), s.x.sum((0, 1), keepdim=True)),
-    "select": lambda s: (s.x.max(1)[0], s.x.min()),
+    "sum_dims": lambda s: (s.x.sum(0), s.x.mean(1), s.x.sum((0, 1), keepdim=True), nb.stack([s.x, s.y]).mean(0)),
+    "select": lambda s: (s.x.max(1)[0], s.x.min(), s.x.reshape(-1).max()),
     "softmax": lambda s: (s.x.softmax(1), s.x.softmax(0)),
     "log_softmax": lambda s: (F.log_softmax(s.x, 1),),
     "nll_loss": lambda s: (F.nll_loss(s.x, s.target), F.nll_loss(s.x, s.target, reduction="none")),
@@ -147,7 +150,7 @@ def _optimizers(s):
 EXTRAS = {"other functions": _others, "optimizers": _optimizers}
 
 
-def _run_workload(workload, dtype, sizes=SIZES):
+def _run_workload(workload, dtype, sizes):
     for shape in sizes:
         results = workload(Inputs(shape, dtype))
         losses = [r.sum() for r in results if r.requires_grad]
@@ -164,18 +167,22 @@ def _example(dtype):
         mlp.train(args, log=lambda line: None)
 
 
-def steps(ops=None, dtypes=DTYPES, example=False):
+def steps(ops=None, dtypes=DTYPES, example=False, parallel=False):
     """``(label, run)`` per step: the core ops first, then one per op and dtype, then the extras.
-    ``ops``: only those (and the core); ``example``: only the MLP example's."""
+    ``ops``: only those (and the core); ``example``: only the MLP example's; ``parallel``: at the
+    big size too."""
+    sizes = (SMALL, BIG) if parallel else (SMALL,)
+
+    def step(workload, dtype):
+        return lambda: _run_workload(workload, getattr(nb, dtype), sizes)
+
     if example:
         return [(f"mlp example {name}", lambda name=name: _example(getattr(nb, name))) for name in dtypes]
     names = list(OPS) if ops is None else [name for name in OPS if name in ops]
     order = [name for name in CORE if name in names or ops is not None] + [n for n in names if n not in CORE]
-    found = [(f"{name} {dtype}", lambda name=name, dtype=dtype: _run_workload(OP_WORKLOADS[name], getattr(nb, dtype)))
-             for name in order for dtype in dtypes]
+    found = [(f"{name} {dtype}", step(OP_WORKLOADS[name], dtype)) for name in order for dtype in dtypes]
     if ops is None:
-        found += [(f"{name} {dtype}", lambda fn=fn, dtype=dtype: _run_workload(fn, getattr(nb, dtype)))
-                  for name, fn in EXTRAS.items() for dtype in dtypes]
+        found += [(f"{name} {dtype}", step(fn, dtype)) for name, fn in EXTRAS.items() for dtype in dtypes]
     return found
 
 
@@ -249,6 +256,8 @@ def _worker_command(args):
     command = [sys.executable, "-m", "nbgrad.precompile", "--worker", "--dtype", *args.dtype]
     if args.example:
         command.append("--example")
+    if args.parallel:
+        command.append("--parallel")
     if args.ops:
         command += ["--ops", *args.ops]
     return command
@@ -370,6 +379,9 @@ def _parser():
     which.add_argument("--run", nargs=argparse.REMAINDER, metavar="MODULE ...",
                        help="instead of the workload, run this module with the arguments after it as python -m "
                             "does (what it compiles is cached, and profiled with --profile)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="also the threaded variants of the kernels, for tensors from "
+                             f"{jit.PARALLEL_MIN} elements (else compiled on first use)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: one per core, %(default)s here; with --profile: 1)")
     parser.add_argument("--profile", action="store_true",
@@ -395,7 +407,7 @@ def main(argv=None):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     jit.COMPILE_NOTICE.enabled = False  # the bar says what is compiling
-    found = steps(args.ops, args.dtype, args.example)
+    found = steps(args.ops, args.dtype, args.example, args.parallel)
     if args.worker:
         _worker(found)
         return

@@ -168,7 +168,7 @@ def test_two_processes_fill_an_empty_cache_at_once_then_a_third_loads_it(tmp_pat
 
 
 def test_precompile_reaches_every_op_in_the_dtypes_asked(capsys):
-    precompile.main(["--dtype", "float64"])
+    precompile.main(["--dtype", "float64", "--parallel", "--jobs", "1"])
     out = capsys.readouterr().out
     assert f"{len(OPS)} ops, float64:" in out and "cache:" in out
     table = GENERATED.backwards.table
