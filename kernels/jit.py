@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numba
 import numba.core.event
+from numba.core.caching import FunctionCache
 from numba.np.ufunc.parallel import _launch_threads
 
 CACHE = os.environ.get("NBGRAD_CACHE", "1") != "0"
@@ -220,25 +221,72 @@ def _caching_into_our_folder():
         numba.config.CACHE_DIR = previous
 
 
+@contextlib.contextmanager
+def _locked(folder):
+    """Hold the lock of the cache ``folder`` (an exclusive ``flock``, where there is one)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(os.path.join(folder, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _LockedFunctionCache(FunctionCache):
+    """Numba's cache of a function, whose saves take the cache folder's lock. To save a signature
+    Numba reads the function's index, names a data file after the entries it lists and writes both:
+    two processes saving two signatures of one function at once (a precompile's workers, programs
+    started together on an empty cache) can pick the same name, and the index then points one
+    signature at the other's machine code."""
+
+    def save_overload(self, sig, data):
+        os.makedirs(self.cache_path, exist_ok=True)
+        with _locked(self.cache_path):
+            super().save_overload(sig, data)
+
+
 def njit(fn=None, **options):
     """``numba.njit`` with the project's options and cache folder."""
     opts = dict(JIT, **options)
 
     def decorate(f):
         with _caching_into_our_folder():
-            return numba.njit(**opts)(f)
+            dispatcher = numba.njit(**opts)(f)
+            if opts["cache"]:
+                dispatcher._cache = _LockedFunctionCache(dispatcher.py_func)
+            return dispatcher
 
     return decorate if fn is None else decorate(fn)
 
 
 def cfunc(signature, **options):
-    """``numba.cfunc`` with the project's options and cache folder: a C function with an ``.address``."""
+    """``numba.cfunc`` with the project's options and cache folder: a C function with an ``.address``.
+    Its compile (or load from the cache: ``data["loaded"]``) is an ``nbgrad:cfunc`` event, which Numba
+    does not broadcast for C functions (nbgrad.precompile --profile reads it)."""
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+
     opts = dict(JIT, **options)
     cache = opts.pop("cache")
 
     def decorate(f):
         with _caching_into_our_folder():
-            return numba.cfunc(signature, cache=cache, **opts)(f)
+            function = CFunc(f, sigutils.normalize_signature(signature), locals={}, options=opts)
+            if cache:
+                function._cache = _LockedFunctionCache(f)
+            data = dict(dispatcher=function, loaded=False)
+            numba.core.event.start_event("nbgrad:cfunc", data=data)
+            try:
+                function.compile()
+            finally:
+                data["loaded"] = function.cache_hits > 0
+                numba.core.event.end_event("nbgrad:cfunc", data=data)
+            return function
 
     return decorate
 

@@ -1,15 +1,26 @@
 """Compile and cache every kernel and the backward executor ahead of time.
 
-    python -m nbgrad.precompile [--dtype float32 float64]
+    python -m nbgrad.precompile [--dtype float32 float64] [--parallel] [--ops NAME ... | --example]
+                                [--jobs N] [--profile]
+    python -m nbgrad.precompile --profile --run MODULE [ARG ...]
 
 Numba compiles a kernel the first time it is called. This runs a small
-workload that calls every op forward and backward, at a small size and at the
-size where kernels go parallel, and the optimizers, so that later processes
-only load machine code from the cache.
+workload per op that calls it forward and backward, at a small size and at the
+size where kernels go parallel (with ``--parallel``), then the functions that
+are no op of their own and the optimizers, so that later processes only load
+machine code from the cache.
+``--ops`` compiles only the named ops, ``--example`` what the MLP example
+needs; ``--jobs`` compiles in that many processes (one per core by default);
+``--profile`` prints where the compile time went, per compiled function, and
+``--run`` profiles (and caches) any module run as ``python -m MODULE``.
 """
 import argparse
 import contextlib
+import json
+import os
+import subprocess
 import sys
+import threading
 import time
 
 import numba.core.event
@@ -18,126 +29,320 @@ import numpy as np
 import nbgrad as nb
 import nbgrad.nn.functional as F
 
+from ._compile_profile import CompileProfile
 from .autograd.registry import OPS
 from .kernels import jit
 from .ops import GENERATED
 
-# Rows x columns of the workload's matrices: small, and big enough for every parallel kernel.
-SIZES = ((3, 4), (jit.PARALLEL_MIN_LIGHT // 128, 128))
+# Rows x columns of the workload's matrices: small, and (--parallel) big enough for every kernel's
+# threaded variant, which takes as long to compile as the rest.
+SMALL, BIG = (3, 4), (jit.PARALLEL_MIN_LIGHT // 128, 128)
+DTYPES = ("float32", "float64")
 
 
-def _leaf(rng, shape, dtype, low=-1.0, high=1.0):
-    return nb.tensor(rng.uniform(low, high, shape), dtype=dtype, requires_grad=True)
+class Inputs:
+    """What a workload gets: leaves ``x`` (in [-1, 1]) and ``y`` (in [0.5, 2]) of ``shape``, ``b`` of
+    its last dimension, a matrix ``w`` to multiply ``x`` by, class indices ``target`` and row indices ``rows``."""
+
+    def __init__(self, shape, dtype):
+        rng = np.random.default_rng(0)
+        rows, columns = shape
+        self.shape, self.dtype = shape, dtype
+        self.x = self.leaf(rng.uniform(-1, 1, shape))
+        self.y = self.leaf(rng.uniform(0.5, 2, shape))
+        self.b = self.leaf(rng.uniform(0.5, 2, columns))
+        self.w = self.leaf(rng.uniform(-1, 1, (columns, columns)))
+        self.target = nb.tensor(rng.integers(0, columns, rows))
+        self.rows = nb.tensor(np.arange(rows)[::-1].copy())
+
+    def leaf(self, values):
+        return nb.tensor(values, dtype=self.dtype, requires_grad=True)
 
 
-def _elementwise(rng, shape, dtype):
-    x, y = _leaf(rng, shape, dtype), _leaf(rng, shape, dtype, 0.5, 2.0)
-    b = _leaf(rng, shape[1:], dtype, 0.5, 2.0)
-    unary = (-x).exp() + y.log() + y.sqrt() + x.tanh() + x.sigmoid() + x.relu() + x.abs() + x.sin() + x.cos()
-    unary = unary + x.erf() + y.log1p() + x.expm1()
-    scalars = x.clamp(-0.5, 0.5) + (x + 1) * 2 / 3 + (1 - x) + 2 / y + y ** 1.5 + 2 ** x
-    binary = (x + b) - y * b / y + y ** b + nb.maximum(x, y) + nb.minimum(x, y) + nb.where(x > 0, x, y)
-    return (unary + scalars + binary).sum()
+def _other(dtype):
+    return nb.float64 if dtype == nb.float32 else nb.float32
 
 
-def _reductions(rng, shape, dtype):
-    x = _leaf(rng, shape, dtype)
-    values, _ = x.max(1)
-    return (x.sum() + x.mean(0).sum() + x.var(1).sum() + x.std() + x.norm() + values.sum() + x.min()
-            + x.argmax().to(dtype) + x.sum((0, 1), keepdim=True).sum())
-
-
-def _movement(rng, shape, dtype):
-    x = _leaf(rng, shape, dtype)
-    rows = nb.tensor(np.arange(shape[0])[::-1].copy())
-    moved = (x.T.contiguous().t() + x.reshape(-1).view(shape) + x.unsqueeze(0).permute(0, 2, 1).squeeze(0).T
-             + x[:, None].flatten(1) + x[:1].expand(shape) + x.clone() + x[rows] + x[::2].sum(0)
-             + nb.cat([x[:1], x[1:]]) + nb.stack([x, x]).mean(0) + x.float().double().to(dtype))
-    # the transposes of strided reads and take, which create_graph records
-    transposed = (nb.ops.strided_scatter(x, 0, shape, (shape[1], 1), x.numel())
-                  + nb.ops.index_add(x, rows, shape[1], x.numel())).sum()
-    masked = x[x > 0].sum() + transposed
-    y = x * 1
-    y[0] = x[-1]
+def _in_place(s):
+    y = s.x.clone()
+    y[0] = s.x[-1]
     y[y > 0] = 0.0
-    y.copy_(y * 2)
-    y.mul_(2).add_(1).clamp_(-3, 3)
-    return moved.sum() + masked + y.sum()
+    return y
 
 
-def _nn(rng, shape, dtype):
-    rows, columns = shape
-    x = _leaf(rng, shape, dtype)
-    w = _leaf(rng, (columns, columns), dtype)
-    bias = _leaf(rng, (columns,), dtype)
-    target = nb.tensor(rng.integers(0, columns, rows))
-    hidden = F.dropout(F.linear(x, w, bias).relu(), 0.1) @ w
-    return (F.cross_entropy(hidden, target) + F.cross_entropy(hidden, target, label_smoothing=0.1, reduction="sum")
-            + F.nll_loss(F.log_softmax(hidden, 1), target) + hidden.softmax(0).sum()
-            + F.mse_loss(hidden, x) + (x @ w[:, 0]).sum() + (x.unsqueeze(0) @ w).sum())
+def _scatters(s):
+    offset_read = nb.ops.strided_scatter(s.x, 0, s.shape, (s.shape[1], 1), s.x.numel())
+    return offset_read, nb.ops.index_add(s.x, s.rows, s.shape[1], s.x.numel())
 
 
-def _optimizers(rng, shape, dtype):
-    model = nb.nn.Linear(shape[1], 2, dtype=dtype)
+# Per op: the expressions that run it, each ending in a tensor whose sum is backpropagated. They
+# use few other ops (sum and clone are compiled first), so that the ops compile apart.
+OP_WORKLOADS = {
+    "to": lambda s: (s.x.to(_other(s.dtype)).to(s.dtype), (s.x > 0).to(s.dtype), s.x.argmax(1).to(s.dtype)),
+    "clone": lambda s: (s.x.clone(),),
+    "view": lambda s: (s.x.reshape(-1).view(s.shape), s.x.unsqueeze(0).squeeze(0), s.x[:1], s.x[:, None].flatten(1)),
+    "copy": lambda s: (s.x.clone().copy_(s.y), s.x.clone().copy_(s.y.double())),
+    "put": _in_place,
+    "strided": lambda s: (s.x.T.contiguous(), s.x[::2], s.x[:1].expand(s.shape).contiguous(),
+                          s.x.unsqueeze(0).permute(0, 2, 1).contiguous()),
+    "take": lambda s: (s.x[s.rows], s.x[s.x > 0]),
+    "strided_scatter": lambda s: _scatters(s)[:1],
+    "index_add": lambda s: _scatters(s)[1:],
+    "cat": lambda s: (nb.cat([s.x, s.y]), nb.stack([s.x, s.y, s.x])),
+    "matmul": lambda s: (s.x @ s.w, s.x @ s.w[:, 0], s.x.unsqueeze(0) @ s.w),
+    "linear": lambda s: (F.linear(s.x, s.w, s.b),),
+    "bias_add": lambda s: (s.x + s.b,),
+    **{name: lambda s, name=name: (getattr(s.x, name)(),) for name in (
+        "neg", "exp", "tanh", "erf", "expm1", "sigmoid", "relu", "abs", "sin", "cos")},
+    **{name: lambda s, name=name: (getattr(s.y, name)(),) for name in ("log", "sqrt", "log1p")},
+    "clamp": lambda s: (s.x.clamp(-0.5, 0.5),),
+    "add_scalar": lambda s: (s.x + 1,),
+    "mul_scalar": lambda s: (s.x * 2,),
+    "div_scalar": lambda s: (s.x / 3,),
+    "rsub_scalar": lambda s: (1 - s.x,),
+    "rdiv_scalar": lambda s: (2 / s.y,),
+    "pow_scalar": lambda s: (s.y ** 1.5,),
+    "rpow_scalar": lambda s: (2 ** s.x,),
+    "add": lambda s: (s.x + s.y, s.x + s.y[:1], s.x.reshape(-1) + s.y.reshape(-1)),
+    "sub": lambda s: (s.x - s.y, s.x - s.b),
+    "mul": lambda s: (s.x * s.y, s.x * s.b),
+    "div": lambda s: (s.x / s.y, s.x / s.b),
+    "pow": lambda s: (s.y ** s.x, s.y ** s.b),
+    "maximum": lambda s: (nb.maximum(s.x, s.y), nb.maximum(s.x, s.b)),
+    "minimum": lambda s: (nb.minimum(s.x, s.y), nb.minimum(s.x, s.b)),
+    "where": lambda s: (nb.where(s.x > 0, s.x, s.y),),
+    "sum": lambda s: (s.x.sum(),),
+    "sum_dims": lambda s: (s.x.sum(0), s.x.mean(1), s.x.sum((0, 1), keepdim=True), nb.stack([s.x, s.y]).mean(0)),
+    "select": lambda s: (s.x.max(1)[0], s.x.min(), s.x.reshape(-1).max()),
+    "softmax": lambda s: (s.x.softmax(1), s.x.softmax(0)),
+    "log_softmax": lambda s: (F.log_softmax(s.x, 1),),
+    "nll_loss": lambda s: (F.nll_loss(s.x, s.target), F.nll_loss(s.x, s.target, reduction="none")),
+    "cross_entropy": lambda s: (F.cross_entropy(s.x, s.target), F.cross_entropy(s.x, s.target, reduction="sum")),
+    "mse_loss": lambda s: (F.mse_loss(s.x, s.y), F.mse_loss(s.x, s.y, reduction="none")),
+}
+# compiled first, by one process: every workload sums its results, and the in-place ones clone
+CORE = ("sum", "clone")
+
+
+def _others(s):
+    """The functions that are no op of their own: comparisons, indices, logic, composites, and ops without
+    a graph."""
+    x, y = s.x, s.y
+    results = (x.var(1), x.std(), x.norm(), x.argmin(0).to(s.dtype), (x == y).to(s.dtype), (x != y).all().to(s.dtype),
+               (x <= y).any().to(s.dtype), (x >= 0).to(s.dtype), F.dropout(x, 0.1),
+               F.cross_entropy(x, s.target, label_smoothing=0.1), F.nll_loss(F.log_softmax(x, 1), s.target))
+    with nb.no_grad():
+        results += (x * y + x / y - x.exp(),)
+    return results
+
+
+def _optimizers(s):
+    model = nb.nn.Linear(s.shape[1], 2, dtype=s.dtype)
     for optimizer in (nb.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
                       nb.optim.Adam(model.parameters()), nb.optim.AdamW(model.parameters())):
         for _ in range(2):
             optimizer.zero_grad()
-            model(nb.tensor(rng.uniform(-1, 1, shape), dtype=dtype)).sum().backward()
+            model(s.x.detach()).sum().backward()
             optimizer.step()
-    return None
+    return ()
 
 
-WORKLOAD = (_elementwise, _reductions, _movement, _nn, _optimizers)
+EXTRAS = {"other functions": _others, "optimizers": _optimizers}
+
+
+def _run_workload(workload, dtype, sizes):
+    for shape in sizes:
+        results = workload(Inputs(shape, dtype))
+        losses = [r.sum() for r in results if r.requires_grad]
+        if losses:
+            sum(losses[1:], losses[0]).backward()
+
+
+def _example(dtype):
+    """One epoch of the MLP example, with each optimizer: what its first steps compile."""
+    from .examples import mlp
+
+    for optimizer in ("adam", "sgd"):
+        args = mlp.parse_args(["--epochs", "1", "--optimizer", optimizer, "--dtype", str(dtype).split(".")[-1]])
+        mlp.train(args, log=lambda line: None)
+
+
+def steps(ops=None, dtypes=DTYPES, example=False, parallel=False):
+    """``(label, run)`` per step: the core ops first, then one per op and dtype, then the extras.
+    ``ops``: only those (and the core); ``example``: only the MLP example's; ``parallel``: at the
+    big size too."""
+    sizes = (SMALL, BIG) if parallel else (SMALL,)
+
+    def step(workload, dtype):
+        return lambda: _run_workload(workload, getattr(nb, dtype), sizes)
+
+    if example:
+        return [(f"mlp example {name}", lambda name=name: _example(getattr(nb, name))) for name in dtypes]
+    names = list(OPS) if ops is None else [name for name in OPS if name in ops]
+    order = [name for name in CORE if name in names or ops is not None] + [n for n in names if n not in CORE]
+    found = [(f"{name} {dtype}", step(OP_WORKLOADS[name], dtype)) for name in order for dtype in dtypes]
+    if ops is None:
+        found += [(f"{name} {dtype}", step(fn, dtype)) for name, fn in EXTRAS.items() for dtype in dtypes]
+    return found
 
 
 class _Bar(numba.core.event.Listener):
-    """The progress line: the step running, and the function Numba is compiling for it now."""
+    """The progress line: the steps running, and the function Numba is compiling for each now."""
 
     def __init__(self, total, out):
-        self.total, self.out, self.done, self.label = total, out, 0, ""
+        self.total, self.out, self.started, self.done, self.labels = total, out, 0, 0, {}
         self.live = getattr(out, "isatty", lambda: False)()  # a log gets one line per step instead
+        self.lock = threading.Lock()
 
-    def show(self, compiling=""):
-        if not self.live:
-            if not compiling and self.done < self.total:
-                self.out.write(f"[{self.done + 1}/{self.total}] {self.label}\n")
+    def start(self, label, worker=0):
+        with self.lock:
+            self.labels[worker] = [label, ""]
+            self.started += 1
+            if self.live:
+                self._draw()
+            else:
+                self.out.write(f"[{self.started}/{self.total}] {label}\n")
                 self.out.flush()
-            return
+
+    def compiling(self, name, worker=0):
+        with self.lock:
+            if worker in self.labels:
+                self.labels[worker][1] = name
+                if self.live:
+                    self._draw()
+
+    def finish(self, worker=0):
+        with self.lock:
+            self.done += 1
+            self.labels.pop(worker, None)
+            if self.live:
+                self._draw()
+
+    def _draw(self):
         width = 30
         filled = width * self.done // self.total
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.label:<26}"
-        self.out.write(f"{line} {compiling[:40]:<40}")
+        running = " | ".join(f"{label} {name}".strip() for label, name in self.labels.values())
+        self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {running[:90]:<90}")
         self.out.flush()
 
+    def close(self):
+        if self.live:
+            self.out.write("\n")
+
     def on_start(self, event):
-        self.show(f"compiling {getattr(event.data.get('dispatcher'), '__name__', '')}")
+        self.compiling(f"compiling {getattr(event.data.get('dispatcher'), '__name__', '')}")
 
     def on_end(self, event):
         pass
 
 
-def run(dtypes=(nb.float32, nb.float64), out=sys.stderr):
-    """Run the workload for ``dtypes``; return ((compiled, loaded) functions, seconds)."""
-    steps = [(fn, dtype, shape) for dtype in dtypes for shape in SIZES for fn in WORKLOAD]
+def run(found, out=sys.stderr):
+    """Run the steps in this process; return ((compiled, loaded) functions, seconds)."""
     started = time.perf_counter()
-    bar = _Bar(len(steps), out) if out is not None else None
+    bar = _Bar(len(found), out) if out is not None else None
     with numba.core.event.install_listener("numba:compile", bar) if bar else contextlib.nullcontext():
-        for fn, dtype, shape in steps:
+        for label, step in found:
             if bar:
-                bar.label = f"{fn.__name__.lstrip('_')} {str(dtype).split('.')[-1]} {shape[0]}x{shape[1]}"
-                bar.show()
-            rng = np.random.default_rng(0)
-            loss = fn(rng, shape, dtype)
-            if loss is not None:
-                loss.backward()
+                bar.start(label)
+            step()
             if bar:
-                bar.done += 1
-                if bar.live:
-                    bar.show()
-    if bar and bar.live:
-        out.write("\n")
+                bar.finish()
+    if bar:
+        bar.close()
     return compiled_count(), time.perf_counter() - started
+
+
+def _worker_command(args):
+    command = [sys.executable, "-m", "nbgrad.precompile", "--worker", "--dtype", *args.dtype]
+    if args.example:
+        command.append("--example")
+    if args.parallel:
+        command.append("--parallel")
+    if args.ops:
+        command += ["--ops", *args.ops]
+    return command
+
+
+def run_in_processes(found, jobs, args, out=sys.stderr, profile=None):
+    """Run the steps in ``jobs`` worker processes, each taking the next step when done with one (the
+    core ops' steps run here first, while the workers start: every later step needs them). Numba's
+    cache takes their writes one at a time (see jit.py). Returns ((compiled, loaded), seconds)."""
+    started = time.perf_counter()
+    bar = _Bar(len(found), out if out is not None else open(os.devnull, "w"))
+    first = [step for step in found if step[0].split()[0] in CORE]  # steps() puts them first
+    pending = [label for label, _ in found[len(first):]]
+    workers = [subprocess.Popen(_worker_command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                bufsize=1, env=dict(os.environ, NBGRAD_QUIET="1"))
+               for _ in range(min(jobs, len(pending)))]
+    with numba.core.event.install_listener("numba:compile", bar):
+        for label, step in first:
+            bar.start(label)
+            step()
+            bar.finish()
+    counts = list(compiled_count())
+    lock = threading.Lock()
+    failures = []
+
+    def serve(worker, process):
+        while True:
+            with lock:
+                label = pending.pop(0) if pending else None
+            if label is None:
+                break
+            bar.start(label, worker)
+            process.stdin.write(label + "\n")
+            process.stdin.flush()
+            for line in process.stdout:
+                kind, _, rest = line.rstrip("\n").partition(" ")
+                if kind == "compiling":
+                    bar.compiling(f"compiling {rest}", worker)
+                elif kind == "done":
+                    break
+            else:  # the worker died (its traceback is on stderr)
+                failures.append(label)
+                return
+            bar.finish(worker)
+        process.stdin.close()
+        for line in process.stdout:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            if kind == "counts":
+                compiled, loaded, rows = json.loads(rest)
+                with lock:
+                    counts[0] += compiled
+                    counts[1] += loaded
+                    if profile is not None:
+                        profile.merge(rows)
+        if process.wait():
+            failures.append(f"worker {worker} (exit status {process.returncode})")
+
+    threads = [threading.Thread(target=serve, args=(w, p)) for w, p in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bar.close()
+    if failures:
+        raise SystemExit(f"precompile: a worker failed at {', '.join(failures)}")
+    return tuple(counts), time.perf_counter() - started
+
+
+def _worker(found):
+    """Run the steps named on stdin, one per line; say what compiles, and the counts at the end."""
+    by_label = dict(found)
+
+    class Say(numba.core.event.Listener):
+        def on_start(self, event):
+            print("compiling", getattr(event.data.get("dispatcher"), "__name__", ""), flush=True)
+
+        def on_end(self, event):
+            pass
+
+    with CompileProfile() as profile, numba.core.event.install_listener("numba:compile", Say()):
+        for line in sys.stdin:
+            by_label[line.strip()]()
+            print("done", flush=True)
+    rows = {name: vars(row) for name, row in profile.rows.items()}
+    print("counts", json.dumps([*compiled_count(), rows]), flush=True)
 
 
 def dispatchers():
@@ -163,15 +368,80 @@ def compiled_count():
     return total - loaded, loaded
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m nbgrad.precompile", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32", "float64"])
+    parser.add_argument("--dtype", nargs="+", choices=DTYPES, default=["float32"],
+                        help="the float dtypes to compile for (default: float32, nbgrad's default dtype; the "
+                             "other compiles on first use)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--ops", nargs="+", metavar="NAME", help=f"only these ops, of: {', '.join(OPS)}")
+    which.add_argument("--example", action="store_true", help="only what the MLP example needs")
+    which.add_argument("--run", nargs=argparse.REMAINDER, metavar="MODULE ...",
+                       help="instead of the workload, run this module with the arguments after it as python -m "
+                            "does (what it compiles is cached, and profiled with --profile)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="also the threaded variants of the kernels, for tensors from "
+                             f"{jit.PARALLEL_MIN} elements (else compiled on first use)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: one per core, %(default)s here; with --profile: 1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print per compiled function the signatures compiled and their seconds (total: with "
+                             "the callees it compiled; self: without), and the loads from the cache")
+    parser.add_argument("--top", type=int, default=30, help="rows of the profile (default: %(default)s; 0: all)")
+    parser.add_argument("--signatures", action="store_true", help="list each compiled signature in the profile")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
     args = parser.parse_args(argv)
+    jobs_given = any(a == "--jobs" or a.startswith("--jobs=") for a in (argv if argv is not None else sys.argv[1:]))
+    if args.ops:
+        unknown = [name for name in args.ops if name not in OPS]
+        if unknown:
+            parser.error(f"--ops: unknown op{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                         f"(choose from {', '.join(OPS)})")
+    if args.run is not None and not args.run:
+        parser.error("--run: name the module to run")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     jit.COMPILE_NOTICE.enabled = False  # the bar says what is compiling
-    (compiled, loaded), seconds = run([getattr(nb, name) for name in args.dtype])
+    found = steps(args.ops, args.dtype, args.example, args.parallel)
+    if args.worker:
+        _worker(found)
+        return
+    with CompileProfile() if args.profile else contextlib.nullcontext() as profile:
+        if args.run:
+            _run_module(args.run)
+            (compiled, loaded), seconds, what = compiled_count(), None, f"python -m {' '.join(args.run)}"
+        else:
+            jobs = args.jobs if jobs_given or not args.profile else 1
+            if jobs > 1:
+                (compiled, loaded), seconds = run_in_processes(found, jobs, args, profile=profile)
+            else:
+                (compiled, loaded), seconds = run(found)
+            what = "the MLP example" if args.example else f"{len(args.ops or OPS)} ops"
+    if profile is not None:
+        profile.print(top=args.top or None, signatures=args.signatures)
     where = jit.cache_dir() if jit.CACHE else "none (NBGRAD_CACHE=0: compiled code lives in this process only)"
-    print(f"{len(OPS)} ops, {', '.join(args.dtype)}: {compiled} functions compiled, {loaded} loaded from the cache, "
-          f"in {seconds:.1f} s\ncache: {where}")
+    took = f", in {seconds:.1f} s" if seconds is not None else ""
+    print(f"{what}, {', '.join(args.dtype) if args.run is None else 'as it ran'}: {compiled} functions compiled, "
+          f"{loaded} loaded from the cache{took}\ncache: {where}")
+
+
+def _run_module(command):
+    import runpy
+
+    argv = sys.argv
+    sys.argv = list(command)
+    try:
+        runpy.run_module(command[0], run_name="__main__", alter_sys=True)
+    except SystemExit as exit:
+        if exit.code not in (None, 0):
+            raise
+    finally:
+        sys.argv = argv
 
 
 if __name__ == "__main__":

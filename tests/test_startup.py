@@ -168,7 +168,7 @@ def test_two_processes_fill_an_empty_cache_at_once_then_a_third_loads_it(tmp_pat
 
 
 def test_precompile_reaches_every_op_in_the_dtypes_asked(capsys):
-    precompile.main(["--dtype", "float64"])
+    precompile.main(["--dtype", "float64", "--parallel", "--jobs", "1"])
     out = capsys.readouterr().out
     assert f"{len(OPS)} ops, float64:" in out and "cache:" in out
     table = GENERATED.backwards.table
@@ -271,3 +271,101 @@ def test_a_first_use_on_an_empty_cache_says_that_it_compiles(tmp_path):
     quiet = subprocess.run([sys.executable, "-c", code], env=dict(env, NBGRAD_QUIET="1",
                            NBGRAD_CACHE_DIR=str(tmp_path / "other")), capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0 and "compiling" not in quiet.stderr
+
+
+def test_precompile_ops_refuses_unknown_names_listing_the_known(capsys):
+    with pytest.raises(SystemExit) as exit:
+        precompile.main(["--ops", "exp", "no_such_op", "tanhh"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "--ops: unknown ops no_such_op, tanhh (choose from to, clone," in err and "mse_loss)" in err
+    with pytest.raises(SystemExit):
+        precompile.main(["--jobs", "0"])
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_every_op_has_a_precompile_workload_and_steps_name_ops_first():
+    assert set(precompile.OP_WORKLOADS) == set(OPS)
+    labels = [label for label, _ in precompile.steps(["relu", "exp"], ["float32"])]
+    assert labels == ["sum float32", "clone float32", "exp float32", "relu float32"]  # the core, then in OPS order
+    assert [label for label, _ in precompile.steps(example=True, dtypes=["float64"])] == ["mlp example float64"]
+
+
+def _nested_functions():
+    import numba
+
+    @numba.njit
+    def inner(x):
+        return x + 1
+
+    @numba.njit
+    def outer(x):
+        return inner(x) * 2
+
+    return inner, outer
+
+
+def test_the_profile_table_gives_each_function_its_self_and_total_time():
+    from nbgrad._compile_profile import CompileProfile
+
+    inner, outer = _nested_functions()
+    with CompileProfile() as profile:
+        assert outer(1) == 4 and outer(1.5) == 5.0
+    rows = {name.rsplit(".", 1)[-1]: row for name, row in profile.rows.items()}
+    assert rows["outer"].compiled == rows["inner"].compiled == 2
+    # outer's compile holds inner's: its total counts both, its self time only its own
+    assert rows["outer"].total >= rows["outer"].self + rows["inner"].total * 0.99
+    assert rows["inner"].total == pytest.approx(rows["inner"].self)
+    lines = profile.table(top=1).splitlines()
+    assert lines[0].split() == ["function", "compiled", "total", "s", "self", "s", "cpu", "s", "loaded"]
+    assert lines[2].startswith("... 1 more") and len(lines) == 4
+    assert lines[3].startswith("sum: 4 signatures of 2 functions compiled in ")
+
+
+def _precompile(cache, *args):
+    return run_python(f"from nbgrad import precompile; precompile.main({list(args)!r})", NBGRAD_CACHE_DIR=str(cache))
+
+
+def test_precompile_in_two_processes_then_a_warm_cache_compiles_nothing(tmp_path):
+    cold = _precompile(tmp_path, "--ops", "exp", "relu", "--dtype", "float32", "--jobs", "2")
+    assert cold.returncode == 0, cold.stderr
+    assert "[4/4]" in cold.stderr and "2 ops, float32:" in cold.stdout
+    assert int(cold.stdout.split("functions compiled")[0].split()[-1]) > 0
+    warm = _precompile(tmp_path, "--ops", "exp", "relu", "--dtype", "float32", "--profile", "--top", "0")
+    assert warm.returncode == 0, warm.stderr
+    assert "sum: 0 signatures of 0 functions compiled in 0.0 s" in warm.stdout
+    rows = [line.split() for line in warm.stdout.splitlines()[1:] if line.startswith(("glue.", "elementwise."))]
+    assert ["glue.forward_exp", "0", "0.00", "0.00", "0.00", "1"] in rows
+    assert {"glue.backward_relu_float32", "glue.execute"} <= {row[0] for row in rows if row[1] == "0"}
+
+
+def test_precompile_example_compiles_what_the_example_runs(tmp_path):
+    done = _precompile(tmp_path, "--example", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "the MLP example, float32:" in done.stdout
+    first_step = _precompile(tmp_path, "--profile", "--run", "nbgrad.examples.mlp", "--epochs", "1")
+    assert first_step.returncode == 0, first_step.stderr
+    assert "test accuracy" in first_step.stdout
+    assert "sum: 0 signatures of 0 functions compiled" in first_step.stdout
+
+
+def _add_one(x):
+    return x + 1
+
+
+def test_njit_functions_save_to_the_cache_under_its_lock(monkeypatch):
+    import contextlib
+
+    held, saved = [], []
+
+    @contextlib.contextmanager
+    def recording(folder):
+        held.append(folder)
+        yield
+
+    monkeypatch.setattr(jit, "_locked", recording)
+    monkeypatch.setattr(jit.FunctionCache, "save_overload", lambda self, sig, data: saved.append(sig))
+    function = jit.njit(_add_one)
+    assert isinstance(function._cache, jit._LockedFunctionCache)
+    function._cache.save_overload("signature", None)
+    assert held == [function._cache.cache_path] and saved == ["signature"]

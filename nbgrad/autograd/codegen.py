@@ -195,6 +195,12 @@ def _kernel_name(fn):
     return f"{module}.{fn.py_func.__name__}"
 
 
+def _int(value):
+    """An int argument that is no literal: Numba compiles a function called with a literal once per
+    value (``record`` once per opcode), with an int64 once for all."""
+    return f"np.int64({value})"
+
+
 def _forward_source(op, parallel=False):
     """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none);
     ``forward_<op>_parallel`` runs an elementwise kernel in threads (the op layer picks it for big outputs)."""
@@ -202,7 +208,7 @@ def _forward_source(op, parallel=False):
     params = arrays + op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
     inputs = ", ".join(f"in{i}" for i in range(len(op.inputs)))  # the inputs' rows (-1: no grad)
-    recorded = ", ".join(f"in{i}" if i < len(op.inputs) else "-1" for i in range(3))
+    recorded = ", ".join(f"in{i}" if i < len(op.inputs) else _int(-1) for i in range(3))
     suffix = "_parallel" if parallel else ""
     lines = [f"\n\n@njit\ndef forward_{op.name}{suffix}({args}, row_address, {inputs}):"]
     for name in op.inputs + arrays + ("out",):  # C-contiguous arrays of any rank: free views
@@ -217,23 +223,23 @@ def _forward_source(op, parallel=False):
             lines.append("    " + _call(op.fwd, available, op))
     lines.append("    if row_address:")
     lines.append("        row = view(row_address, WIDTH, np.int64)")
-    lines.append(f"        record(row, {op.opcode}, out, {recorded})")
+    lines.append(f"        record(row, {_int(op.opcode)}, out, {recorded})")
     readers = _readers(op)
     for k, name in enumerate(op.saves):
         if readers.get(name) is None:  # read by no kernel (kept for the version check): always saved
-            lines.append(f"        save(row, {k}, {name})")
+            lines.append(f"        save(row, {_int(k)}, {name})")
         else:  # only for the gradients that will be computed, as PyTorch saves: no version check for the rest
             needed = " or ".join(f"in{i} >= 0" for i in sorted(readers[name]))
             lines.append(f"        if {needed}:")
-            lines.append(f"            save(row, {k}, {name})")
+            lines.append(f"            save(row, {_int(k)}, {name})")
     if op.saves_number:
         lines.append("        row[FLAGS] |= NEEDS_SAVED")
     for k, name in enumerate(op.floats):
-        lines.append(f"        save_float(row, {k}, {name})")
+        lines.append(f"        save_float(row, {_int(k)}, {name})")
     for k, name in enumerate(op.ints):
-        lines.append(f"        save_int(row, {k}, {name})")
+        lines.append(f"        save_int(row, {_int(k)}, {name})")
     for k, name in enumerate(op.shapes):
-        lines.append(f"        save_shape(row, {k}, {name})")
+        lines.append(f"        save_shape(row, {_int(k)}, {name})")
     return "\n".join(lines)
 
 
