@@ -107,7 +107,7 @@ class Recorder:
         self.nodes = []          # the graph's nodes: their rows stay the program's
         self.optimizers = []
         self.in_optimizer = False
-        self.draws = 0           # random numbers drawn and not claimed by dropout
+        self.draws = []          # where random numbers were drawn (dropout claims its own)
         self.uniforms = []       # dropout's samples, drawn again at each replay
         self.pending = None      # the backward step waiting for its arena
 
@@ -132,7 +132,7 @@ class Recorder:
 
     def random_drawn(self):
         if self._here():
-            self.draws += 1
+            self.draws.append(_user_line())
 
     def module_called(self, module):
         if self._here() and id(module) not in self.modules:
@@ -205,7 +205,7 @@ class Recorder:
     def dropout(self, uniform, p, mask):
         if not self._here():
             return
-        self.draws -= 1  # the sample dropout drew: the replay draws it again
+        self.draws.pop()  # the sample dropout drew: the replay draws it again
         self._own(uniform)
         self._own(mask)
         self.uniforms.append(uniform)
@@ -235,6 +235,8 @@ class Recorder:
             self.nodes.append(node)
             r = node._row
             flags = int(tape.row(r)[layout.FLAGS])
+            if tape.row(r)[layout.OP] == OPCODE_PYTHON and type(node) is not AccumulateGrad:
+                return self.fail("a Python autograd.Function")
             if flags & layout.PYTHON:
                 return self.fail("a tensor hook")
             if type(node) is AccumulateGrad:
@@ -245,8 +247,6 @@ class Recorder:
                     return self.fail("a backward into a tensor made inside the function")
                 continue
             if r not in self.recorded_rows:
-                if tape.row(r)[layout.OP] == OPCODE_PYTHON:
-                    return self.fail("a Python autograd.Function")
                 return self.fail("a backward through a graph made outside the function")
             if flags & layout.RETAIN:
                 return self.fail("retain_grad()")
@@ -295,8 +295,8 @@ class Recorder:
         self.in_optimizer = False
 
     def finish(self):
-        if self.failure is None and self.draws > 0:
-            self.failure = "random numbers drawn inside the function (other than dropout's)"
+        if self.failure is None and self.draws:
+            self.failure = f"random numbers drawn inside the function, other than dropout's (at {self.draws[0]})"
         if self.failure is None and self.pending is not None:
             self.failure = "a backward that did not finish"
 
