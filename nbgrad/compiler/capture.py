@@ -20,6 +20,7 @@ Function, random numbers, an op not listed in ``CAPTURED_OPS``, an array the rec
 did not see made) makes the function eager for good, with one warning that says what
 and where. Python code that touches no tensor runs only when a call is captured.
 """
+import operator
 import sys
 import threading
 import traceback
@@ -310,6 +311,9 @@ class Program:
         self.replays = 0
         self.externals = list(recorder.externals.values())
         self.modules = list(recorder.modules.values())
+        self.module_objects = [module for module, _, _, _ in self.modules]
+        self.trainings = [training for _, training, _, _ in self.modules]
+        self.module_parameters = [(module._parameters, ids) for module, _, ids, _ in self.modules if ids]
         self.keep = (recorder.known, recorder.nodes)  # every buffer a step reads, every row's node
         self.uniforms = recorder.uniforms
         self.table = ops.GENERATED.backwards.table
@@ -333,8 +337,10 @@ class Program:
         for tensor, array, node, requires_grad in self.externals:
             if tensor._data is not array or tensor._node is not node or tensor._requires_grad is not requires_grad:
                 return False
-        for module, training, ids, _ in self.modules:
-            if module.training is not training or tuple(map(id, module._parameters.values())) != ids:
+        if list(map(_training, self.module_objects)) != self.trainings:
+            return False
+        for parameters, ids in self.module_parameters:
+            if tuple(map(id, parameters.values())) != ids:
                 return False
         return ops.GENERATED.backwards.table is self.table
 
@@ -394,6 +400,9 @@ class Program:
             bad = int(self.words[position + 7])
             raise IndexError(f"Target {copy[bad]} is out of bounds ({op} over {classes} classes).")
         raise RuntimeError(f"nbgrad.compile: the replayed {what} failed (status {int(self.words[position + 13])})")
+
+
+_training = operator.attrgetter("training")
 
 
 def _outputs(template):

@@ -48,6 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="of weights and data")
     parser.add_argument("--plot", metavar="PATH", help="write loss and accuracy curves to this PNG (needs matplotlib)")
     parser.add_argument("--save", metavar="PATH", help="save the trained model's state_dict (.npz)")
+    parser.add_argument("--compile", action="store_true", help="run the training step through nbgrad.compile")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden"):
         if getattr(args, name) < 1:
@@ -111,14 +112,21 @@ def train(args, log=print):
     history = {"loss": [], "train": [], "test": []}
     log(f"digits: {len(x_train)} train, {len(x_test)} test images; model: {describe_model(args.layers, args.hidden)}, "
         f"{args.optimizer} lr {lr} (cosine schedule), batch {args.batch_size}, {args.dtype}")
+
+    def step(xb, yb):
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if getattr(args, "compile", False):
+        step = nbgrad.compile(step)
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         total, count = 0.0, 0
         for i, (xb, yb) in enumerate(loader, 1):
-            optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
+            loss = step(xb, yb)
             total += loss.item() * len(yb)
             count += len(yb)
             if show_bar and (i % 20 == 0 or i == len(loader)):
