@@ -243,7 +243,9 @@ FALLBACKS = {
     "mask": (lambda loss: loss.reshape(1)[loss.reshape(1) > -1].sum(), "capture"),
     "in_place": (lambda loss: loss.clone().mul_(2), "in-place"),
     "random": (lambda loss: loss + nbgrad.rand((), dtype=nbgrad.float64), "random"),
+    "scheduler": (lambda loss: (_SCHEDULER.step(), loss)[1], "scheduler"),
 }
+_SCHEDULER = nbgrad.optim.lr_scheduler.StepLR(nbgrad.optim.SGD([nbgrad.zeros(1, requires_grad=True)], lr=0.1), 1)
 
 
 @pytest.mark.parametrize("reason", list(FALLBACKS))
@@ -342,7 +344,7 @@ def test_memory_is_flat_over_many_replays():
 
 def test_two_threads():
     """Two threads, each with its model and compiled step, give what each gives alone; and one
-    compiled step called from two threads at once runs each call whole."""
+    compiled step replayed from two threads at once runs each replay whole."""
     expected = [_train(False, optimizer=name)[0] for name in ("sgd", "adam")]
     runs = {}
     for name in ("sgd", "adam"):  # made here: model initialisation draws from the one generator
@@ -374,6 +376,8 @@ def test_two_threads():
             np.testing.assert_allclose(a.detach().numpy(), b, atol=1e-10)
     fn, model, _ = _step_and_parts()
     x, y = _data(1, nbgrad.float64)[0]
+    for _ in range(3):  # eager, captured, replayed: from here on both threads replay
+        fn(x, y)
     losses = []
     shared = [threading.Thread(target=lambda: losses.extend(fn(x, y).item() for _ in range(50))) for _ in range(2)]
     for t in shared:
