@@ -314,12 +314,17 @@ def test_a_pure_function_whose_result_requires_grad_runs_eagerly():
 
 
 def test_targets_out_of_bounds_raise_at_replay():
-    fn, _, _ = _step_and_parts()
+    fn, model, _ = _step_and_parts()
     x, y = _data(1, nbgrad.float64)[0]
     for _ in range(3):
         fn(x, y)
+    before = [p.detach().numpy().copy() for p in model.parameters()]
     with pytest.raises(IndexError, match="Target 7 is out of bounds"):
         fn(x, nbgrad.tensor([0, 1, 7, 0, 1]))
+    for p, b in zip(model.parameters(), before):  # the step stopped before the update, as eagerly
+        np.testing.assert_array_equal(p.detach().numpy(), b)
+    fn(x, y)  # and the next call replays
+    assert sum(p.replays for p in fn.programs.values()) == 3
 
 
 def test_memory_is_flat_over_many_replays():

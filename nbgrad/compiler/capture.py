@@ -377,6 +377,7 @@ class Program:
                 if hyper is not self.tables.get(-position - 1):
                     words[position + 5] = hyper.ctypes.data
                     self.tables[-position - 1] = hyper
+                words[position + 6] = 0  # updated: stays 0 if the program stops before the step
                 tables.append(table)
             for position in self.epochs:
                 words[position] = next(engine._epochs)
