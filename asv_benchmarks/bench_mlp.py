@@ -47,7 +47,7 @@ FEATURES = 64
 CLASSES = 10
 
 
-def build_train_step(fw, size, seed=0):
+def build_train_step(fw, size, seed=0, momentum=0.9):
     """A full training step of an MLP classifier (forward, cross-entropy, backward, SGD with
     momentum) on fixed float32 data: returns the step function (it returns the loss)."""
     batch, hidden, layers = SIZES[size]
@@ -60,7 +60,7 @@ def build_train_step(fw, size, seed=0):
     rng = np.random.default_rng(seed)
     x = fw.tensor(rng.standard_normal((batch, FEATURES)).astype(np.float32))
     y = fw.tensor(rng.integers(0, CLASSES, batch))
-    optimizer = fw.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = fw.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
     loss_fn = fw.nn.CrossEntropyLoss()
 
     def step():
@@ -73,18 +73,100 @@ def build_train_step(fw, size, seed=0):
     return step
 
 
+def build_compiled_train_step(size, seed=0, momentum=0.9):
+    """``build_train_step`` for nbgrad with the step run through ``nbgrad.compile``: it takes the data as
+    arguments (the program's inputs), so that the step replays."""
+    import nbgrad
+
+    batch, hidden, layers = SIZES[size]
+    nbgrad.manual_seed(seed)
+    widths = [FEATURES] + [hidden] * layers
+    modules = []
+    for n_in, n_out in zip(widths, widths[1:]):
+        modules += [nbgrad.nn.Linear(n_in, n_out), nbgrad.nn.ReLU()]
+    model = nbgrad.nn.Sequential(*modules, nbgrad.nn.Linear(widths[-1], CLASSES))
+    rng = np.random.default_rng(seed)
+    x = nbgrad.tensor(rng.standard_normal((batch, FEATURES)).astype(np.float32))
+    y = nbgrad.tensor(rng.integers(0, CLASSES, batch))
+    optimizer = nbgrad.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
+    loss_fn = nbgrad.nn.CrossEntropyLoss()
+
+    @nbgrad.compile
+    def compiled(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return lambda: compiled(x, y)
+
+
+def build_jax_train_step(size, seed=0, momentum=0.9):
+    """The same step in JAX, the whole of it under ``jax.jit`` (raises NotImplementedError, a skip
+    for asv, without JAX)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError as exc:
+        raise NotImplementedError(f"jax is not importable: {exc}") from exc
+    batch, hidden, layers = SIZES[size]
+    rng = np.random.default_rng(seed)
+    widths = [FEATURES] + [hidden] * layers + [CLASSES]
+    params = []
+    for n_in, n_out in zip(widths, widths[1:]):
+        bound = n_in ** -0.5
+        params.append((jnp.asarray(rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32)),
+                       jnp.asarray(rng.uniform(-bound, bound, n_out).astype(np.float32))))
+    x = jnp.asarray(rng.standard_normal((batch, FEATURES)).astype(np.float32))
+    y = jnp.asarray(rng.integers(0, CLASSES, batch))
+
+    def loss_of(params):
+        h = x
+        for w, b in params[:-1]:
+            h = jax.nn.relu(h @ w + b)
+        w, b = params[-1]
+        logits = h @ w + b
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(batch), y])
+
+    @jax.jit
+    def step(params, velocity):
+        loss, grads = jax.value_and_grad(loss_of)(params)
+        if momentum:
+            velocity = jax.tree_util.tree_map(lambda v, g: momentum * v + g, velocity, grads)
+            grads = velocity
+        return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads), velocity, loss
+
+    state = [params, jax.tree_util.tree_map(jnp.zeros_like, params)]
+
+    def run():
+        state[0], state[1], loss = step(state[0], state[1])
+        return loss.block_until_ready()
+
+    return run
+
+
+def _train_step(framework, size, momentum=0.9):
+    if framework == "nbgrad.compile":
+        return build_compiled_train_step(size, momentum=momentum)
+    if framework == "jax.jit":
+        return build_jax_train_step(size, momentum=momentum)
+    return build_train_step(import_framework(framework), size, momentum=momentum)
+
+
 class MLPTrainStep:
     """One full training step: forward, cross-entropy, backward and an SGD-momentum update.
 
     tiny: batch 32, hidden 32, one hidden layer; small: 128, 128, two; medium: 512, 512, two.
     """
 
-    params = [FRAMEWORKS, list(SIZES)]
+    params = [FRAMEWORKS + ["nbgrad.compile", "jax.jit"], list(SIZES)]
     param_names = ["framework", "size"]
 
     def setup(self, framework, size):
-        self.step = build_train_step(import_framework(framework), size)
-        self.step()  # warm-up (compile / load kernels, allocate optimizer state)
+        self.step = _train_step(framework, size)
+        for _ in range(3):  # warm-up (compile / load kernels, allocate optimizer state; nbgrad.compile captures)
+            self.step()
 
     def time_train_step(self, framework, size):
         self.step()

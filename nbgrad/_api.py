@@ -4,6 +4,7 @@ from ._config import show_config
 from ._formatting import set_printoptions
 from ._tensor import Size, Tensor
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .compiler import compile
 from .devices import device, get_default_device, set_default_device
 from .dtypes import bool_ as bool
 from .dtypes import dtype, float32, float64, get_default_dtype, int32, int64, set_default_dtype

@@ -16,6 +16,7 @@ from . import dtypes
 from ._formatting import tensor_format, tensor_repr
 from .autograd import engine, tape
 from .autograd.node import AccumulateGrad
+from .compiler import recording
 from .devices import CPU
 from .kernels import tape as layout
 
@@ -270,6 +271,8 @@ class Tensor:
         if value is not None and not isinstance(value, Tensor):
             raise TypeError("assigned grad expected to be a Tensor or None but got grad of type "
                             f"{type(value).__name__}")
+        if recording.active is not None:
+            recording.active.grad_assigned(self, value)
         node = self._node
         if engine.running and getattr(node, "_grad_buffer", None) is not None:
             engine.graveyard.append(node._grad_buffer)  # a backward in another thread may be writing it
@@ -376,6 +379,8 @@ class Tensor:
         """The values as a NumPy array sharing memory."""
         if self._requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if recording.active is not None:
+            recording.active.host_read("numpy()")
         return self._data
 
     def __dlpack__(self, stream=None, **kwargs):
@@ -386,6 +391,8 @@ class Tensor:
         return self._data.__dlpack_device__()
 
     def __array__(self, dtype=None, copy=None):
+        if recording.active is not None:
+            recording.active.host_read("a conversion to a NumPy array")
         if dtype is not None:
             return self._data.astype(dtype, copy=bool(copy))
         return self._data.copy() if copy else self._data
@@ -396,9 +403,13 @@ class Tensor:
             raise RuntimeError(
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
             )
+        if recording.active is not None:
+            recording.active.host_read("item() (or a Python number or bool made of a tensor)")
         return self._data.reshape(-1)[0].item()
 
     def tolist(self):
+        if recording.active is not None:
+            recording.active.host_read("tolist()")
         return self._data.tolist()
 
     def __float__(self):
@@ -420,9 +431,13 @@ class Tensor:
         return int(self.item())
 
     def __repr__(self):
+        if recording.active is not None:
+            recording.active.host_read("printing a tensor")
         return tensor_repr(self)
 
     def __format__(self, format_spec):
+        if recording.active is not None:
+            recording.active.host_read("formatting a tensor")
         return tensor_format(self, format_spec)
 
     def __hash__(self):

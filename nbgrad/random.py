@@ -3,6 +3,7 @@
 ``manual_seed`` makes runs repeatable, but the numbers differ from PyTorch's."""
 import numpy as np
 
+from .compiler import recording
 from .devices import check
 
 
@@ -49,6 +50,8 @@ default_generator = Generator()
 
 def rng(generator=None):
     """The NumPy generator behind ``generator`` (the default one when None)."""
+    if recording.active is not None:
+        recording.active.random_drawn()
     if generator is None:
         return default_generator._rng
     if not isinstance(generator, Generator):

@@ -483,3 +483,90 @@ class Backwards:
                 raise TypeError(f"op {self.names[opcode]!r}: its backward kernels did not compile for "
                                 f"{'float32' if itemsize == 4 else 'float64'} arrays: {first}") from None
         self.table[sizes] = self.compiled[key].address
+
+
+# --- replay: each op's forward as a C function of a payload (see kernels/replay.py) -------------
+
+REPLAY_PRELUDE = """\
+import numpy as np
+
+from nbgrad._generated_ops import execute
+from nbgrad.kernels.executor import DONE
+from nbgrad.kernels.replay import word_float
+from nbgrad.kernels.tape import view
+"""
+
+# The backward as a program step: [root, seed address, seed size, epoch, retain_graph, order address,
+# order size, arena address, arena size, table address, table size, status (written)].
+REPLAY_EXECUTE = """
+
+
+def execute_step(payload, chunk_addresses, n_chunks):
+    w = view(payload, 12, np.int64)
+    status = execute(view(chunk_addresses, n_chunks, np.int64), w[0], view(w[1], w[2], np.float64), w[3], w[4] != 0,
+                     True, -1, view(w[5], w[6], np.int64), 0, view(w[7], w[8], np.float64),
+                     view(w[9], w[10], np.int64))[0]
+    w[11] = status
+    return 0 if status == DONE else 1
+"""
+
+
+def replay_payload_layout(op):
+    """The payload words of ``op``'s forward step, in order: ``(kind, name)`` with kind "array"
+    (address and size), "float" (bit pattern), "int" or "shape" (an int64 array: address and size)."""
+    arrays = tuple(name for name, _ in op.arrays)
+    return ([("array", name) for name in op.inputs + arrays] + [("float", name) for name in op.floats]
+            + [("int", name) for name in op.ints] + [("shape", name) for name in op.shapes] + [("array", "out")])
+
+
+def _replay_forward_source(op, parallel, dtype):
+    """``forward_step_<op>[_parallel]_<dtype>``: ``forward_<op>`` on the payload's buffers, recording no row
+    (the program restores its rows from the capture)."""
+    np_dtype = BACKWARD_DTYPES[dtype]
+    declared = {name: f"np.{kind}" for name, kind in op.arrays if kind}
+    args, k = [], 0
+    for kind, name in replay_payload_layout(op):
+        if kind == "array":
+            args.append(f"view(w[{k}], w[{k + 1}], {declared.get(name, np_dtype)})")
+            k += 2
+        elif kind == "shape":
+            args.append(f"view(w[{k}], w[{k + 1}], np.int64)")
+            k += 2
+        else:
+            args.append(f"word_float(w[{k}])" if kind == "float" else f"w[{k}]")
+            k += 1
+    rows = ", ".join(["-1"] * len(op.inputs))
+    suffix = "_parallel" if parallel else ""
+    return (f"\n\n\ndef forward_step_{op.name}{suffix}_{dtype}(payload, chunk_addresses, n_chunks):\n"
+            f"    w = view(payload, {k}, np.int64)\n"
+            f"    forward_{op.name}{suffix}({', '.join(args)}, 0, {rows})\n"
+            f"    return 0\n")
+
+
+def replay_source(ops):
+    """The source of the replay module: per op, dtype and (elementwise) threading, a step entry."""
+    names = sorted({f"forward_{op.name}{suffix}" for op in ops if op.fwd is not None
+                    for suffix in ("", "_parallel")[:1 + op.elementwise]})
+    imports = "".join(f"from nbgrad._generated_ops import {name}\n" for name in names)
+    entries = "".join(_replay_forward_source(op, parallel, dtype) for op in ops if op.fwd is not None
+                      for parallel in (False, True)[:1 + op.elementwise] for dtype in BACKWARD_DTYPES)
+    return HEADER + REPLAY_PRELUDE + imports + REPLAY_EXECUTE + entries
+
+
+def load_replay_module(ops, glue):
+    """Import the replay module for ``ops`` over the glue module ``glue`` (its file name is in the hash:
+    Numba's cache does not see edits to the functions a cached one calls)."""
+    source = replay_source(ops)
+    key = _source_key(source + os.path.basename(glue.__file__))
+    folder = jit.cache_root()
+    path = folder / f"replay_{key}.py"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location("nbgrad._generated_replay", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

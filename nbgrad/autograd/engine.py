@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 
+from ..compiler import recording
 from ..kernels import executor
 from ..kernels import tape as layout
 from ..kernels.executor import NEEDS
@@ -120,6 +121,8 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False, input
 
 
 def _backward(tensor, gradient, retain_graph, create_graph, inputs):
+    if recording.active is not None and (create_graph or inputs is not None):
+        recording.active.fail("backward(create_graph=True) or backward(inputs=...)")
     if inputs is not None:
         _backward_into(tensor, gradient, retain_graph, create_graph, inputs)
         return
@@ -250,6 +253,9 @@ def run(root, seed, retain_graph, accumulate=True, inputs=()):
     """Backpropagate ``seed`` (float64, flat) from node ``root`` through its graph; return copies
     of the gradients of ``inputs``, ``(row, shape, dtype)`` triples (None where not reached)."""
     global running
+    recorder = recording.active
+    if recorder is not None:
+        recorder.backward(root, seed, retain_graph, accumulate, inputs)
     cache = _arena_cache
     cached, cached_order = cache.arena, cache.order
     cache.arena, cache.order = _NO_ARENA, _NO_ORDER  # a hook may reenter backward: it must not share them
@@ -262,6 +268,8 @@ def run(root, seed, retain_graph, accumulate=True, inputs=()):
             running -= 1
             if not running and graveyard:
                 graveyard.clear()
+    if recorder is not None:
+        recorder.backward_done(arena, order, reusable)
     if reusable and arena.nbytes <= ARENA_CACHE_BYTES:
         cache.arena, cache.order = arena, order
     if post_hooks:

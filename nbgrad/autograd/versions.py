@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 
+from ..compiler import recording
 from ..kernels import tape as layout
 from . import tape
 
@@ -71,6 +72,8 @@ def storages(arrays):
 def bump_storages(entries, starts, ends):
     """The storages are about to change in place: flag the rows that saved them (one scan of
     the tape for all) and count a version for each."""
+    if recording.active is not None:
+        recording.active.in_place()
     tape.maybe_trim()  # the scan reads every row handed out: keep that to the live graph
     layout.mark_modified(tape.chunk_addresses, tape.rows_in_use, starts, ends,
                          np.array([e[1] for e in entries], np.int64))

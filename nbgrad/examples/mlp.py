@@ -53,6 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--save", metavar="PATH", help="save the trained model's state_dict (.npz)")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel over the MPI ranks (run under mpiexec; needs mpi4py)")
+    parser.add_argument("--compile", action="store_true", help="run the training step through nbgrad.compile")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden"):
         if getattr(args, name) < 1:
@@ -134,17 +135,24 @@ def train(args, log=print):
     log(f"digits: {len(x_train)} train, {len(x_test)} test images; model: {describe_model(args.layers, args.hidden)}, "
         f"{args.optimizer} lr {lr} (cosine schedule), batch {args.batch_size}, {args.dtype}"
         + (f", {world} ranks" if args.distributed else ""))
+
+    def step(xb, yb, batch):
+        optimizer.zero_grad()
+        # The share's summed loss over the batch's size, times the world size: the average
+        # over ranks that DistributedDataParallel takes is then the whole batch's mean loss.
+        loss = loss_fn(model(xb), yb) * (world / batch)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if getattr(args, "compile", False):
+        step = nbgrad.compile(step)
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         total, count = 0.0, 0
         for i, (xb, yb) in enumerate(loader, 1):  # the same batches in every rank (the same seed)
             share = slice(rank * len(yb) // world, (rank + 1) * len(yb) // world)
-            optimizer.zero_grad()
-            # The share's summed loss over the batch's size, times the world size: the average
-            # over ranks that DistributedDataParallel takes is then the whole batch's mean loss.
-            loss = loss_fn(model(xb[share]), yb[share]) * (world / len(yb))
-            loss.backward()
-            optimizer.step()
+            loss = step(xb[share], yb[share], len(yb))
             total += loss.item() * len(yb) / world
             count += len(yb)
             if show_bar and (i % 20 == 0 or i == len(loader)):

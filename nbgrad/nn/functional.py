@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes, factories, ops
 from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
+from ..compiler import recording
 from ..kernels import nn as kernels
 from ..ops import clamp, expm1, log1p, log_softmax, sigmoid, softmax, tanh, where
 from ..ops import relu as _relu
@@ -91,6 +92,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     bad = kernels.private_targets(target._data.reshape(-1), classes, int(ignore_index), t)
     if bad >= 0:
         raise IndexError(f"Target {t[bad]} is out of bounds (nll_loss over {classes} classes).")
+    if recording.active is not None:
+        recording.active.private_targets(target, target._data, classes, int(ignore_index), t, "nll_loss")
     if weight is None:
         w = np.empty(0, x._data.dtype)
     else:
@@ -125,6 +128,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         bad = kernels.private_targets(t, n, int(ignore_index), own)
         if bad >= 0:
             raise IndexError(f"Target {own[bad]} is out of bounds (cross_entropy over {n} classes).")
+        if recording.active is not None:
+            recording.active.private_targets(target, t, n, int(ignore_index), own, "cross_entropy")
         return ops._apply(ops.CROSS_ENTROPY, (input,), (x,), (own, np.empty(x.shape, x.dtype), t, n,
                           int(ignore_index), code), np.empty(x.shape[:1] if code == 0 else (), x.dtype))
     class_dim = 1 if input.ndim >= 2 else 0
@@ -184,6 +189,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     uniform = factories.generator().random(data.size, dtype=data.dtype)
     mask = np.empty(data.shape, data.dtype)
     kernels.dropout_mask(uniform, float(p), mask.reshape(-1))
+    if recording.active is not None:
+        recording.active.dropout(uniform, float(p), mask)
     return x * _wrap(mask)
 
 

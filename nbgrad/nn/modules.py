@@ -10,6 +10,7 @@ from collections import OrderedDict, namedtuple
 from .. import dtypes, factories
 from .._tensor import Tensor, _wrap
 from ..autograd import no_grad
+from ..compiler import recording
 from ..ops import relu as _relu
 from . import functional as F
 from . import init
@@ -54,6 +55,8 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        if recording.active is not None:
+            recording.active.module_called(self)
         return self.forward(*args, **kwargs)
 
     # --- registration ---------------------------------------------------

@@ -14,6 +14,7 @@ from .. import dtypes
 from .._tensor import Tensor, _contiguous, _wrap
 from ..autograd import grad_mode, tape
 from ..autograd.registry import _same, declare
+from ..compiler import recording
 from ..kernels import movement
 from ..kernels import tape as layout
 from ..kernels.tape import MAX_NDIM
@@ -80,9 +81,13 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
                 _saved[r] = pick(arrays) if pick is _same else pick(arrays + params + (out,))
             if op.keeps_shapes:  # for create_graph: what neither the output nor a saved input tells
                 node._shapes = tuple([a.shape for a in arrays])
+            if recording.active is not None:
+                recording.active.forward(op, inputs, arrays, params, out, forward, r)
             return _wrap(out, node)
     forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
     forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
+    if recording.active is not None:
+        recording.active.forward(op, inputs, arrays, params, out, forward, -1)
     return _wrap(out)
 
 
@@ -137,10 +142,14 @@ def _unrolled_binary(op):
                 _saved[r] = (da, db) if pick is _same else pick((da, db, out))
             t._node = node
             t._requires_grad = True
+            if recording.active is not None:
+                recording.active.forward(op, (a, b), (da, db), (), out, forward, r)
             return t
         forward(da, db, out, 0, -1, -1)
         t._node = None
         t._requires_grad = False
+        if recording.active is not None:
+            recording.active.forward(op, (a, b), (da, db), (), out, forward, -1)
         return t
 
     return run
@@ -253,6 +262,8 @@ def _broadcast_input(data, plan, i, scratch):
     per-thread buffer, for ops that read their inputs only during the call."""
     if plan is None:
         return data
+    if recording.active is not None:
+        recording.active.fail("a broadcast of a tensor to another shape")
     if scratch and plan[2] <= _SCRATCH_MAX:
         flat = _scratch(i, plan[2], data.dtype)
     else:

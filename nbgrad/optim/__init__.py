@@ -14,6 +14,7 @@ import numpy as np
 from .._tensor import Tensor, _wrap
 from ..autograd import tape, versions
 from ..autograd.node import AccumulateGrad
+from ..compiler import recording
 from ..kernels import optim as kernel
 from . import lr_scheduler
 
@@ -185,14 +186,28 @@ class Optimizer:
     def step(self, closure=None):
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
         loss = closure() if closure is not None else None
+        table, hyper = self._prepare_step()
+        updated = kernel.step(tape.chunk_addresses, self.kind, table, hyper)
+        recorder = recording.active
+        if recorder is not None:
+            recorder.optimizer_step(self, table, hyper)
+        self._finish_step(table, updated)
+        if recorder is not None:
+            recorder.optimizer_step_done()
+        return loss
+
+    def _prepare_step(self):
+        """The tables the step kernel reads: ``(table, hyper)`` (``nbgrad.compile``'s replay asks too)."""
         hyper = self._hyper()  # first: it may ask for a new table
         table = self._table()
-        counted = self.counts_steps
-        if counted and [s.get("step") for s in self._table_states] != self._steps_written:
+        if self.counts_steps and [s.get("step") for s in self._table_states] != self._steps_written:
             for k, s in enumerate(self._table_states):
                 table[k, kernel.STEP] = int(s.get("step", 0))
-        updated = kernel.step(tape.chunk_addresses, self.kind, table, hyper)
-        if counted:
+        return table, hyper
+
+    def _finish_step(self, table, updated):
+        """After the kernel updated ``updated`` parameters: step counts back, versions counted."""
+        if self.counts_steps:
             self._sync_steps()
         # a graph that saved a parameter must not see its new values: count a version for those updated
         if updated == len(table):
@@ -201,7 +216,6 @@ class Optimizer:
             entries, starts, ends = self._storages
             mask = table[:, kernel.UPDATED] != 0
             versions.bump_storages([e for e, m in zip(entries, mask.tolist()) if m], starts[mask], ends[mask])
-        return loss
 
     def _sync_steps(self):
         """Copy the step counts the kernel keeps in the table into the states it was built from."""

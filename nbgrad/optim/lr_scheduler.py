@@ -10,6 +10,8 @@ import types
 import warnings
 from collections import Counter
 
+from ..compiler import recording
+
 
 class LRScheduler:
     _initial = False  # True during the step the constructor takes (PyTorch's _is_initial)
@@ -34,6 +36,8 @@ class LRScheduler:
         return [self.lr_at(base, self.last_epoch) for base in self.base_lrs]
 
     def step(self):
+        if recording.active is not None:  # a replay would not run it: the learning rate would not move
+            recording.active.fail("an lr scheduler's step()")
         self.last_epoch += 1
         for group, lr in zip(self.optimizer.param_groups, self.next_lrs()):
             group["lr"] = lr
