@@ -318,8 +318,9 @@ def test_the_profile_table_gives_each_function_its_self_and_total_time():
     assert rows["inner"].total == pytest.approx(rows["inner"].self)
     lines = profile.table(top=1).splitlines()
     assert lines[0].split() == ["function", "compiled", "total", "s", "self", "s", "cpu", "s", "loaded"]
-    assert lines[2].startswith("... 1 more") and len(lines) == 4
-    assert lines[3].startswith("sum: 4 signatures of 2 functions compiled in ")
+    # (other functions may compile meanwhile in a long test process: they add rows, not these two)
+    assert lines[2].startswith("... ") and " more" in lines[2] and len(lines) == 4
+    assert lines[3].startswith("sum: ") and " signatures of " in lines[3]
 
 
 def _precompile(cache, *args):
