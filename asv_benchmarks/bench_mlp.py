@@ -47,9 +47,8 @@ FEATURES = 64
 CLASSES = 10
 
 
-def build_train_step(fw, size, seed=0, momentum=0.9):
-    """A full training step of an MLP classifier (forward, cross-entropy, backward, SGD with
-    momentum) on fixed float32 data: returns the step function (it returns the loss)."""
+def _build_model_and_data(fw, size, seed, momentum):
+    """The MLP classifier, its fixed float32 data, an SGD optimizer and the loss, for framework ``fw``."""
     batch, hidden, layers = SIZES[size]
     fw.manual_seed(seed)
     widths = [FEATURES] + [hidden] * layers
@@ -61,9 +60,11 @@ def build_train_step(fw, size, seed=0, momentum=0.9):
     x = fw.tensor(rng.standard_normal((batch, FEATURES)).astype(np.float32))
     y = fw.tensor(rng.integers(0, CLASSES, batch))
     optimizer = fw.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
-    loss_fn = fw.nn.CrossEntropyLoss()
+    return model, x, y, optimizer, fw.nn.CrossEntropyLoss()
 
-    def step():
+
+def _step_function(model, optimizer, loss_fn):
+    def step(x, y):
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
@@ -73,32 +74,21 @@ def build_train_step(fw, size, seed=0, momentum=0.9):
     return step
 
 
+def build_train_step(fw, size, seed=0, momentum=0.9):
+    """A full training step of an MLP classifier (forward, cross-entropy, backward, SGD with
+    momentum) on fixed float32 data: returns the step function (it returns the loss)."""
+    model, x, y, optimizer, loss_fn = _build_model_and_data(fw, size, seed, momentum)
+    step = _step_function(model, optimizer, loss_fn)
+    return lambda: step(x, y)
+
+
 def build_compiled_train_step(size, seed=0, momentum=0.9):
     """``build_train_step`` for nbgrad with the step run through ``nbgrad.compile``: it takes the data as
     arguments (the program's inputs), so that the step replays."""
     import nbgrad
 
-    batch, hidden, layers = SIZES[size]
-    nbgrad.manual_seed(seed)
-    widths = [FEATURES] + [hidden] * layers
-    modules = []
-    for n_in, n_out in zip(widths, widths[1:]):
-        modules += [nbgrad.nn.Linear(n_in, n_out), nbgrad.nn.ReLU()]
-    model = nbgrad.nn.Sequential(*modules, nbgrad.nn.Linear(widths[-1], CLASSES))
-    rng = np.random.default_rng(seed)
-    x = nbgrad.tensor(rng.standard_normal((batch, FEATURES)).astype(np.float32))
-    y = nbgrad.tensor(rng.integers(0, CLASSES, batch))
-    optimizer = nbgrad.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
-    loss_fn = nbgrad.nn.CrossEntropyLoss()
-
-    @nbgrad.compile
-    def compiled(x, y):
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
+    model, x, y, optimizer, loss_fn = _build_model_and_data(nbgrad, size, seed, momentum)
+    compiled = nbgrad.compile(_step_function(model, optimizer, loss_fn))
     return lambda: compiled(x, y)
 
 

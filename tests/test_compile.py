@@ -41,6 +41,20 @@ def _data(steps, dtype, batch=5):
             for _ in range(steps)]
 
 
+def _cross_entropy_step(model, opt, twist=None):
+    """The training step the tests compile: zero the grads, cross-entropy (through ``twist``), backward, update."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if twist is not None:
+            loss = twist(loss)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def _train(compiled, steps=20, optimizer="sgd", dtype=nbgrad.float64, scheduler=None, loss="cross_entropy",
            **model_options):
     model = _model(dtype=dtype, **model_options)
@@ -137,16 +151,7 @@ def test_a_changing_batch_size_captures_each_shape():
     eager_model = _model()
     eager_opt = nbgrad.optim.SGD(eager_model.parameters(), lr=0.1)
 
-    def make_step(m, o):
-        def step(x, y):
-            o.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            o.step()
-            return loss
-        return step
-
-    fn, eager = nbgrad.compile(make_step(model, opt)), make_step(eager_model, eager_opt)
+    fn, eager = nbgrad.compile(_cross_entropy_step(model, opt)), _cross_entropy_step(eager_model, eager_opt)
     for batch in [4, 4, 4, 7, 7, 4, 7, 1, 1]:
         x, y = _data(1, nbgrad.float64, batch)[0]
         assert abs(fn(x, y).item() - eager(x, y).item()) < 1e-12
@@ -158,15 +163,7 @@ def test_a_changing_batch_size_captures_each_shape():
 def _step_and_parts():
     model = _model()
     opt = nbgrad.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return nbgrad.compile(step), model, opt
+    return nbgrad.compile(_cross_entropy_step(model, opt)), model, opt
 
 
 @pytest.mark.parametrize("change", ["data", "parameter", "training", "grad_none", "grad_replaced", "grad_held"])
@@ -256,14 +253,7 @@ def test_fallbacks_warn_once_and_give_the_eager_result(reason, capsys):
         nbgrad.manual_seed(3)
         model = _model()
         opt = nbgrad.optim.SGD(model.parameters(), lr=0.1)
-
-        def step(x, y, model=model, opt=opt):
-            opt.zero_grad()
-            loss = twist(F.cross_entropy(model(x), y))
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _cross_entropy_step(model, opt, twist)
         fn = nbgrad.compile(step) if compiled else step
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -359,15 +349,7 @@ def test_two_threads():
 
     def train(name):
         model, opt, data = runs[name]
-
-        @nbgrad.compile
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = nbgrad.compile(_cross_entropy_step(model, opt))
         for x, y in data:
             step(x, y)
 

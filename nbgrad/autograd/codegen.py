@@ -398,12 +398,7 @@ def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=
     folder = jit.cache_root()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{prefix}_{key}.py"
-    if not path.exists():
-        # Atomic: processes starting at once write the same bytes to their own temp file.
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
+    if _write_once(path, source):
         # Other versions of nbgrad's glue go once unused for a day (a process may still run one). A
         # registered op's are kept: two versions of its kernels may live at once (two processes, a module
         # imported under two names), and Numba needs the file of each until it has compiled it.
@@ -413,6 +408,24 @@ def load_module(ops, name="nbgrad._generated_ops", prefix="ops", kernel_sources=
                     old.unlink()
                 except OSError:
                     pass
+    return _import_file(name, path)
+
+
+def _write_once(path, source):
+    """Write ``source`` to ``path`` unless it exists (True when written). Atomic: processes starting
+    at once write the same bytes to their own temp file."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(source)
+    os.replace(tmp, path)
+    return True
+
+
+def _import_file(name, path):
+    """Import the module at ``path`` as ``name``."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -560,13 +573,5 @@ def load_replay_module(ops, glue):
     key = _source_key(source + os.path.basename(glue.__file__))
     folder = jit.cache_root()
     path = folder / f"replay_{key}.py"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location("nbgrad._generated_replay", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    _write_once(path, source)
+    return _import_file("nbgrad._generated_replay", path)
