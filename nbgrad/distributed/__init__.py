@@ -35,6 +35,7 @@ _MPI = None        # the mpi4py.MPI module once initialized
 _previous_excepthook = None
 DEFAULT_TIMEOUT = datetime.timedelta(minutes=30)  # PyTorch's default_pg_timeout
 _timeout_seconds = DEFAULT_TIMEOUT.total_seconds()
+ABORT_GRACE = 0.5  # seconds a failing rank waits, its message written, before it aborts the others
 
 
 class ReduceOp(enum.Enum):
@@ -126,10 +127,18 @@ def get_world_size(group=None):
 def _abort_on_uncaught(kind, value, traceback):
     """sys.excepthook while the group is up: show the error, then end every rank with MPI_Abort
     (the others would otherwise block in their next collective)."""
-    (_previous_excepthook or sys.__excepthook__)(kind, value, traceback)
+    import traceback as tb
+
     rank, size = _comm.Get_rank(), _comm.Get_size()
-    sys.stderr.write(f"nbgrad.distributed: rank {rank} raised {kind.__name__}; aborting all {size} ranks\n")
+    if _previous_excepthook not in (None, sys.__excepthook__):
+        _previous_excepthook(kind, value, traceback)
+        text = ""
+    else:  # one write: a rank that aborts first must not cut this one's message in half
+        text = "".join(tb.format_exception(kind, value, traceback))
+    text += f"nbgrad.distributed: rank {rank} raised {kind.__name__}: {value}; aborting all {size} ranks\n"
+    sys.stderr.write(text)
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE)  # let mpiexec forward the message before MPI_Abort ends every rank
     _comm.Abort(1)
 
 
