@@ -8,6 +8,7 @@ import numpy as np
 from numba import prange
 
 from .jit import CHUNK, PARALLEL_MIN_LIGHT, njit
+from .tape import view
 
 
 @njit
@@ -130,6 +131,13 @@ def reduce_bwd(g, shape, strides, scale, gx):
 def strided_fwd(x, offset, shape, strides, out):
     """out = the elements of x at ``offset`` + index . ``strides`` (a permutation, an expansion, a slice)"""
     gather(x[offset:], shape, strides, out)
+
+
+@njit
+def copy_strided(address, span, shape, strides, out):
+    """out = the elements at ``address`` + index . ``strides`` (in elements of out's dtype, none
+    negative; ``span`` elements reach them all): a strided view made contiguous"""
+    gather(view(address, span, out.dtype), shape, strides, out.reshape(out.size))
 
 
 @njit

@@ -14,7 +14,7 @@ from llvmlite import ir
 from numba import carray, types
 from numba.extending import intrinsic
 
-from . import nn, optim
+from . import movement, nn, optim
 from .jit import njit
 from .tape import FLAGS, GRAD_DEFINED, WIDTH, _bits_float, _typed_pointer, row_at, view
 
@@ -118,4 +118,25 @@ def dropout_mask_float32(payload, chunk_addresses, n_chunks):
 @njit
 def dropout_mask_float64(payload, chunk_addresses, n_chunks):
     _dropout(view(payload, 4, np.int64), np.float64)
+    return 0
+
+
+@njit
+def _copy_strided(words, dtype):
+    shape = view(words[2], words[3], np.int64)
+    strides = view(words[4], words[3], np.int64)
+    movement.copy_strided(words[0], words[1], shape, strides, view(words[5], words[6], dtype))
+
+
+@njit
+def copy_strided_float32(payload, chunk_addresses, n_chunks):
+    """[address, span, shape address, ndim, strides address, out address, out size]: a strided view
+    copied to a contiguous buffer at an op's entry."""
+    _copy_strided(view(payload, 7, np.int64), np.float32)
+    return 0
+
+
+@njit
+def copy_strided_float64(payload, chunk_addresses, n_chunks):
+    _copy_strided(view(payload, 7, np.int64), np.float64)
     return 0

@@ -114,10 +114,16 @@ def shape_param(row, k):
 @njit
 def record(row, op, out, in0, in1, in2):
     """Start ``row`` for a node of opcode ``op`` whose output is ``out``."""
+    record_sized(row, op, out.itemsize, out.size, in0, in1, in2)
+
+
+@njit
+def record_sized(row, op, itemsize, numel, in0, in1, in2):
+    """``record`` for an output of ``numel`` elements of ``itemsize`` bytes."""
     row[OP] = op
     row[FLAGS] = 0
-    row[ITEMSIZE] = out.itemsize
-    row[NUMEL] = out.size
+    row[ITEMSIZE] = itemsize
+    row[NUMEL] = numel
     row[IN] = in0
     row[IN + 1] = in1
     row[IN + 2] = in2
@@ -127,6 +133,17 @@ def record(row, op, out, in0, in1, in2):
     row[MARK] = 0
     row[BCAST] = 0
     row[BCAST + BCAST_SIZE] = 0
+
+
+@njit
+def record_view(row_address, op, itemsize, numel, in0, offset, shape, strides):
+    """The row of a view's node, whose values are already in place (no kernel runs): ``op`` reads
+    the input's elements at ``offset`` + index . ``strides`` (a strided read; a reshape ignores them)."""
+    row = view(row_address, WIDTH, np.int64)
+    record_sized(row, op, itemsize, numel, in0, -1, -1)
+    save_int(row, 0, offset)
+    save_shape(row, 0, shape)
+    save_shape(row, 1, strides)
 
 
 @njit

@@ -1,8 +1,9 @@
 """The Tensor: a NumPy array plus its place in the autograd graph.
 
-``_data`` holds the values, always a C-contiguous NumPy array (so kernels get
-it as is and flatten it for free). ``_node`` is the tensor's ``grad_fn`` for a result, its
-``AccumulateGrad`` node for a leaf that requires grad, None otherwise.
+``_data`` holds the values, a NumPy array: C-contiguous, except for a view (``x.t()``,
+``x[:, 0]``, ``x.expand(...)``), which is a strided NumPy view of its base's storage; ops
+hand kernels flat buffers, copying a strided view at their entry. ``_node`` is the tensor's
+``grad_fn`` for a result, its ``AccumulateGrad`` node for a leaf that requires grad, None otherwise.
 Op methods (``x.exp()``, ``x @ y``, ...) are attached by ``nbgrad.ops``.
 """
 import operator
@@ -84,7 +85,10 @@ class Tensor:
 
     # _grad_of: for a tensor that is some node's .grad, a weak reference to that node (its .data
     # replaced means the backward accumulates into the new array); unset for the others.
-    __slots__ = ("_data", "_node", "_requires_grad", "_grad_of", "__weakref__")
+    # _view_of: for a view, (its base, (the multi-view function's name, output index) or None,
+    # whether grad mode was on when it was made); _views: for a base, weak references to its
+    # views (see ops/movement.py). Both unset for the others.
+    __slots__ = ("_data", "_node", "_requires_grad", "_grad_of", "_view_of", "_views", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
 
     def __new__(cls, *args, **kwargs):
@@ -112,6 +116,44 @@ class Tensor:
 
     def numel(self):
         return self._data.size
+
+    # --- layout -----------------------------------------------------------
+
+    @property
+    def _base(self):
+        """The tensor whose storage this view shares (None for a tensor that is no view)."""
+        view_of = getattr(self, "_view_of", None)
+        return None if view_of is None else view_of[0]
+
+    def _is_view(self):
+        return getattr(self, "_view_of", None) is not None
+
+    def is_contiguous(self, memory_format=None):
+        """Whether the elements lie in memory in C order, without gaps (views may not)."""
+        return self._data.flags.c_contiguous
+
+    def stride(self, dim=None):
+        """Steps in memory, in elements, from one index to the next along each dimension."""
+        shape, itemsize = self._data.shape, self._data.itemsize
+        strides = [s // itemsize for s in self._data.strides]
+        for d in range(len(shape) - 1, -1, -1):  # a new size-1 dimension steps as PyTorch's (never read)
+            if shape[d] == 1 and strides[d] == 0:
+                strides[d] = shape[d + 1] * strides[d + 1] if d + 1 < len(shape) else 1
+        return tuple(strides) if dim is None else strides[_normalize_dim(dim, self._data.ndim, "stride")]
+
+    def storage_offset(self):
+        """Where the first element lies in the base's storage, in elements (0 for no view)."""
+        base = self._base
+        if base is None:
+            return 0
+        return (_address(self._data) - _address(base._data)) // self._data.itemsize
+
+    def element_size(self):
+        return self._data.itemsize
+
+    def data_ptr(self):
+        """The address of the first element."""
+        return _address(self._data)
 
     def __iter__(self):
         if not self._data.ndim:
@@ -368,6 +410,12 @@ class Tensor:
 
     def detach_(self):
         """Detach in place: this tensor becomes a leaf that does not require grad (a leaf keeps its .grad)."""
+        if self._is_view():
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) "
+                "for training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, and "
+                "hence detach_() cannot be called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
         if type(self._node) is not AccumulateGrad:
             self._node = None
         self._requires_grad = False
@@ -447,6 +495,10 @@ class Tensor:
         from .factories import tensor
 
         return (tensor, (self._data.copy(), self.dtype, None, self._requires_grad))
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
 
 
 def _attach_grad_buffer(node, like, flags):

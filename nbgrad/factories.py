@@ -96,10 +96,10 @@ def from_dlpack(external):
 
 
 def from_numpy(array):
-    """A tensor sharing memory with ``array`` (no copy).
+    """A tensor sharing memory with ``array`` (no copy), whatever its strides.
 
-    nbgrad tensors are C-contiguous, so an array of another layout (a transposed
-    or strided view) is copied: make it contiguous first to share memory.
+    An array with a negative stride (``a[::-1]``) or a stride that is not a whole number of
+    elements (a field of a structured array) is copied: tensors have neither.
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
@@ -111,7 +111,9 @@ def from_numpy(array):
                       "optimizer step on the tensor raise an error. Copy the array (or make it writable) first "
                       "to change the tensor.", UserWarning, stacklevel=2)
     # a view: the tensor's own array over the memory (its .data may be replaced, another's stays)
-    return _wrap(array.view() if array.flags.c_contiguous else _contiguous(array))
+    if array.flags.c_contiguous or all(s >= 0 and s % array.itemsize == 0 for s in array.strides):
+        return _wrap(array.view())
+    return _wrap(_contiguous(array))
 
 
 def _filled(fill, size, dtype, requires_grad, default=None, op="full", device=None):

@@ -373,3 +373,35 @@ def test_two_threads():
         t.join()
     assert len(losses) == 100 and np.isfinite(losses).all()
     assert all(np.isfinite(p.detach().numpy()).all() for p in model.parameters())
+
+
+def _step_with_views(w, b, opt):
+    def step(x, y):
+        opt.zero_grad()
+        h = x[:, ::2].reshape(-1, 3) @ w.t()[::2]  # a strided slice of the transpose, copied for the product
+        loss = F.cross_entropy((h + b).view(-1).view(5, 3), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def test_a_step_with_views_is_captured_and_matches_eager():
+    """Transposes, slices and reshapes inside the function: the views cost no step, the copies at
+    the ops' entries are replayed, and the result is the eager one."""
+    results = []
+    for compiled in (False, True):
+        nbgrad.manual_seed(0)
+        w = nbgrad.randn(3, 6, dtype=nbgrad.float64, requires_grad=True)
+        b = nbgrad.zeros(3, dtype=nbgrad.float64, requires_grad=True)
+        step = _step_with_views(w, b, nbgrad.optim.SGD([w, b], lr=0.1))
+        fn = nbgrad.compile(step) if compiled else step
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to eager
+            losses = [fn(x, y).item() for x, y in _data(6, nbgrad.float64)]
+        results.append((losses, w.detach().numpy().copy()))
+        if compiled:
+            assert fn.eager is None and sum(p.replays for p in fn.programs.values()) == 4
+    np.testing.assert_allclose(results[1][0], results[0][0], atol=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], atol=1e-12)

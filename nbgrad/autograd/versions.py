@@ -2,10 +2,14 @@
 
 A tensor's version is its storage's (the NumPy array at the root of its
 ``.base`` chain), so a tensor and its views share it. Counters exist only for
-storages that were changed in place or viewed by a view op. Changing a storage
+storages that were changed in place or copied for an op. Changing a storage
 also flags the tape rows whose saved buffers lie in it (``mark_modified``):
 the executor refuses those rows, so a backward that would read stale values
 raises instead of returning a wrong gradient.
+
+An op's kernels read flat buffers, so an op copies a strided view at its entry;
+the copy is the view's ``shadow``: rows that saved it are flagged when the
+view's storage changes, as if they had saved the view (PyTorch's rule).
 """
 import weakref
 
@@ -15,14 +19,21 @@ from ..compiler import recording
 from ..kernels import tape as layout
 from . import tape
 
-_storages = {}  # id(root) -> [weak reference to root, version, viewed by a view op]
+# id(root) -> [weak reference to root, version, weak references to the storage's shadows]
+_storages = {}
 _prune_at = 1024
 
 
 def _root(array):
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
+    """The array that owns ``array``'s memory (through views, and through np.lib.stride_tricks)."""
+    while True:
+        base = array.base
+        if isinstance(base, np.ndarray):
+            array = base
+        elif isinstance(getattr(base, "base", None), np.ndarray):  # as_strided's DummyArray
+            array = base.base
+        else:
+            return array
 
 
 def _entry(array, create):
@@ -37,7 +48,7 @@ def _entry(array, create):
             for key in [key for key, value in _storages.items() if value[0]() is None]:
                 del _storages[key]
             _prune_at = 2 * len(_storages) + 1024
-        entry = _storages[id(root)] = [weakref.ref(root), 0, False]
+        entry = _storages[id(root)] = [weakref.ref(root), 0, None]
     return root, entry
 
 
@@ -50,14 +61,16 @@ def shares_storage(a, b):
     return _root(a) is _root(b)
 
 
-def mark_viewed(array):
-    """A view op made a tensor over ``array``'s storage."""
-    _entry(array, True)[1][2] = True
-
-
-def viewed(array):
-    entry = _entry(array, False)[1]
-    return bool(entry and entry[2])
+def shadow(copy, source):
+    """``copy`` holds the values of ``source`` (a strided view) for an op's kernels: a row that
+    saves it is refused once ``source``'s storage changes in place."""
+    entry = _entry(source, True)[1]
+    shadows = entry[2]
+    if shadows is None:
+        shadows = entry[2] = []
+    elif len(shadows) >= 16 and not len(shadows) & (len(shadows) - 1):  # at powers of two: drop the dead
+        shadows[:] = [ref for ref in shadows if ref() is not None]
+    shadows.append(weakref.ref(copy))
 
 
 def storages(arrays):
@@ -70,13 +83,24 @@ def storages(arrays):
 
 
 def bump_storages(entries, starts, ends):
-    """The storages are about to change in place: flag the rows that saved them (one scan of
-    the tape for all) and count a version for each."""
+    """The storages are about to change in place: flag the rows that saved them or their
+    shadows (one scan of the tape for all) and count a version for each."""
     if recording.active is not None:
         recording.active.in_place()
     tape.maybe_trim()  # the scan reads every row handed out: keep that to the live graph
-    layout.mark_modified(tape.chunk_addresses, tape.rows_in_use, starts, ends,
-                         np.array([e[1] for e in entries], np.int64))
+    versions = [e[1] for e in entries]
+    if any(e[2] for e in entries):
+        starts, ends = list(starts), list(ends)
+        for entry in entries:
+            for copy in (ref() for ref in entry[2] or ()):
+                if copy is None:
+                    continue
+                start = copy.__array_interface__["data"][0]
+                starts.append(start)
+                ends.append(start + max(copy.nbytes, 1))
+                versions.append(entry[1])
+        starts, ends = np.array(starts, np.int64), np.array(ends, np.int64)
+    layout.mark_modified(tape.chunk_addresses, tape.rows_in_use, starts, ends, np.array(versions, np.int64))
     for entry in entries:
         entry[1] += 1
 

@@ -39,11 +39,12 @@ from . import recording
 
 MAX_PROGRAMS = 8  # captures per function; then it runs eagerly, with one warning
 
-# The ops whose Python layer computes nothing the recorder does not see (views need no step).
+# The ops whose Python layer computes nothing the recorder does not see (views are no ops: they
+# need no step, see ``Recorder.view``).
 CAPTURED_OPS = frozenset(
     "neg exp log sqrt tanh erf log1p expm1 sigmoid relu abs sin cos clamp add_scalar mul_scalar div_scalar "
-    "rsub_scalar rdiv_scalar pow_scalar rpow_scalar add sub mul div pow maximum minimum linear bias_add clone "
-    "view softmax log_softmax nll_loss cross_entropy mse_loss sum sum_dims".split())
+    "rsub_scalar rdiv_scalar pow_scalar rpow_scalar add sub mul div pow maximum minimum linear bias_add matmul "
+    "clone softmax log_softmax nll_loss cross_entropy mse_loss sum sum_dims".split())
 # Array parameters that a forward kernel writes: fresh buffers of the program.
 OUTPUT_ARRAYS = {("cross_entropy", "prob")}
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -193,6 +194,33 @@ class Recorder:
         words += [out.ctypes.data, out.size]
         parallel = "_parallel" if forward is op.forward_parallel and op.forward_parallel is not op.forward else ""
         self.steps.append((f"forward_step_{op.name}{parallel}_{dtype.name}", words, op.name))
+
+    def view(self, input, out, node):
+        """A view op: no step (the view is its input's memory), but the program may read it, and
+        its node's row (the view's gradient read back) is the program's."""
+        if not self._here():
+            return
+        if not self._array(input._data, input):
+            return self.fail("a view of a tensor made by something nbgrad.compile does not record")
+        self._own(out)
+        if node is not None:
+            self.recorded_rows.add(node._row)
+
+    def copied(self, data, out, span, shape, strides):
+        """A strided view copied to a contiguous buffer at an op's entry: a step that copies it."""
+        if not self._here():
+            return
+        if id(data) not in self.known:
+            return self.fail("a strided view nbgrad.compile did not see made")
+        if data.dtype not in FLOATS:
+            return self.fail(f"a copy of a strided {data.dtype.name} view")
+        self._own(out)
+        self._own(shape)
+        self._own(strides)
+        if span:
+            self.steps.append((f"copy_strided_{data.dtype.name}", [data.ctypes.data, span, shape.ctypes.data,
+                                                                   shape.size, strides.ctypes.data, out.ctypes.data,
+                                                                   out.size], "copy"))
 
     def private_targets(self, target, values, classes, ignore_index, copy, op):
         if not self._here():

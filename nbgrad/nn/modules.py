@@ -25,7 +25,10 @@ class Parameter(Tensor):
         if data is None:
             data = factories.empty(0)
         p = object.__new__(cls)
-        p._data = data._data.view()  # shares the storage, as PyTorch's Parameter does
+        data = data._data
+        # shares the storage, as PyTorch's Parameter does; a strided view is copied (the optimizers
+        # update parameters as flat buffers)
+        p._data = data.view() if data.flags.c_contiguous else data.copy()
         p._node = None
         p._requires_grad = False
         if requires_grad:

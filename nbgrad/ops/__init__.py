@@ -133,29 +133,41 @@ from .movement import (
     _float_input,
     _getitem,
     _in_place,
+    _mT,
     _setitem,
     _to,
     _to_dtype,
     cat,
+    chunk,
     clone,
     concat,
     concatenate,
     contiguous,
     copy_,
+    diagonal,
     expand,
     expand_as,
     fill_,
     flatten,
     index_add,
+    narrow,
     permute,
     reshape,
+    reshape_as,
+    select,
+    split,
     squeeze,
     stack,
     strided_scatter,
+    swapaxes,
+    swapdims,
     t,
     transpose,
+    unbind,
+    unfold,
     unsqueeze,
     view,
+    view_as,
     zero_,
 )
 from .nn import CROSS_ENTROPY, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, SOFTMAX, log_softmax, softmax
@@ -200,7 +212,9 @@ def _install_methods():
                  "maximum", "minimum", "add", "sub", "mul", "div", "var", "std", "max", "min", "argmax",
                  "argmin", "unsqueeze", "squeeze", "expand", "expand_as", "softmax", "log_softmax",
                  "true_divide", "divide", "pow", "clone", "contiguous", "reshape", "view", "flatten",
-                 "permute", "transpose", "t", "sum", "mean", "norm", "matmul", "mm", "dot", "mv", "bmm", "addmm",
+                 "permute", "transpose", "swapaxes", "swapdims", "t", "view_as", "reshape_as", "narrow", "select",
+                 "unbind", "split", "chunk", "diagonal", "unfold", "sum", "mean", "norm", "matmul", "mm", "dot", "mv",
+                 "bmm", "addmm",
                  "outer", "ger", "eq", "ne", "lt",
                  "le", "gt", "ge", "all", "any", "equal", "add_", "sub_", "mul_", "div_", "clamp_",
                  "copy_", "fill_", "zero_"):
@@ -213,6 +227,7 @@ def _install_methods():
     Tensor.int = lambda self: _to(self, dtypes.int32)
     Tensor.bool = lambda self: _to(self, dtypes.bool_)
     Tensor.T = property(_T)
+    Tensor.mT = property(_mT)
     Tensor.__neg__ = neg
     Tensor.__abs__ = abs
     Tensor.__getitem__ = _getitem

@@ -11,8 +11,8 @@ import threading
 import numpy as np
 
 from .. import dtypes
-from .._tensor import Tensor, _contiguous, _wrap
-from ..autograd import grad_mode, tape
+from .._tensor import Tensor, _address, _contiguous, _wrap
+from ..autograd import grad_mode, tape, versions
 from ..autograd.registry import _same, declare
 from ..compiler import recording
 from ..kernels import movement
@@ -37,19 +37,41 @@ _SHIFT = tape.CHUNK_SHIFT
 _MASK = tape.CHUNK_MASK
 
 
+def _contiguous_data(data):
+    """``data`` as kernels read it: itself when C-contiguous, else a contiguous copy made by one
+    compiled kernel (a strided view at an op's entry). The copy is the view's shadow: rows that
+    save it are refused once the view's storage changes in place (``versions.shadow``)."""
+    if data.flags.c_contiguous:
+        return data
+    out = np.empty(data.shape, data.dtype)
+    shape = np.array(data.shape, np.int64)
+    strides = np.array(data.strides, np.int64) // data.itemsize  # none negative (see from_numpy)
+    span = 1 + int(((shape - 1) * strides).sum()) if data.size else 0
+    if span:
+        movement.copy_strided(_address(data), span, shape, strides, out)
+    versions.shadow(out, data)
+    if recording.active is not None:
+        recording.active.copied(data, out, span, shape, strides)
+    return out
+
+
 def _apply(op, inputs, arrays, params, out, node_class=None):
     """Run ``op`` on ``arrays``; record its node when grad mode is on and an input requires grad.
 
     ``inputs`` are the Tensors behind ``arrays`` (None for a Python scalar: it
-    shows as ``(None, 0)`` in ``next_functions``); arrays are C-contiguous.
+    shows as ``(None, 0)`` in ``next_functions``); a strided view among ``arrays[:len(inputs)]``
+    is copied to a contiguous buffer here (the kernels read flat buffers).
     Returns the result tensor over ``out``. This is every op's hot path: keep it lean.
     """
+    count = len(inputs)
+    if not (arrays[0].flags.c_contiguous and (count < 2 or inputs[1] is None or arrays[1].flags.c_contiguous)
+            and (count < 3 or inputs[2] is None or arrays[2].flags.c_contiguous)):
+        arrays = tuple(_contiguous_data(a) if k < count and inputs[k] is not None else a for k, a in enumerate(arrays))
     if _state.enabled:
         n0 = n1 = n2 = None
         t = inputs[0]
         if t is not None and t._requires_grad:
             n0 = t._node
-        count = len(inputs)
         if count > 1:
             t = inputs[1]
             if t is not None and t._requires_grad:
@@ -94,6 +116,30 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
 _NO_ROWS = (None, (-1,), (-1, -1), (-1, -1, -1))  # by number of inputs
 
 
+def _record_view(op, input, out, geometry, node_class):
+    """The node of ``out``, a view of ``input``'s storage whose values are already in place: a
+    row of ``op`` (VIEW: the same elements in the same order; STRIDED: the input's elements at
+    ``geometry`` = offset, shape, strides, in elements of the input's C order), no kernel run."""
+    node = node_class()
+    try:
+        r = _free_rows_pop()
+    except IndexError:
+        r = _alloc_row()
+    node._row = r
+    node._arity = 1
+    node._in0 = input._node
+    node._in1 = node._in2 = None
+    offset, shape, strides = geometry
+    try:
+        layout.record_view(_row_addresses[r], op.opcode, out.itemsize, out.size, input._node._row, offset, shape,
+                           strides)
+    except BaseException:
+        _give_back_row(node)
+        raise
+    node._shapes = (input._data.shape,)
+    return node
+
+
 def _give_back_row(node):
     """A forward failed: its row goes back to the free list now (the node, which a traceback may
     keep alive, no longer owns it)."""
@@ -114,6 +160,8 @@ def _unrolled_binary(op):
     new = object.__new__
 
     def run(a, b, da, db):
+        if not (da.flags.c_contiguous and db.flags.c_contiguous):
+            da, db = _contiguous_data(da), _contiguous_data(db)
         out = np.empty_like(da)
         forward = serial if out.size < parallel_from else parallel
         ra = a._requires_grad

@@ -3,14 +3,16 @@ kernels are in ``kernels/movement.py`` (the casts and the view's backward are ``
 """
 import builtins
 import math
+import weakref
 
 import numpy as np
 
 from .. import devices, dtypes
-from .._tensor import Tensor, _int_sizes, _normalize_dim, _wrap
+from .._tensor import Tensor, _address, _int_sizes, _normalize_dim, _wrap
 from ..autograd import versions
 from ..autograd.node import AccumulateGrad, node_class
 from ..autograd.registry import declare
+from ..compiler import recording
 from ..kernels import elementwise as ew
 from ..kernels import movement
 from .core import (
@@ -20,7 +22,9 @@ from .core import (
     _broadcast_plan,
     _broadcast_shape,
     _check_ndim,
+    _contiguous_data,
     _not_a_tensor,
+    _record_view,
     _state,
     elementwise,
 )
@@ -97,11 +101,96 @@ def clone(input):
     return _apply(CLONE, (input,), (data,), (), np.empty(data.shape, data.dtype))
 
 
-def contiguous(input):
-    """The tensor itself: nbgrad tensors are always C-contiguous."""
-    if type(input) is not Tensor:
+def contiguous(input, memory_format=None):
+    """The tensor itself when its elements lie in C order, else a contiguous copy (``CloneBackward0``)."""
+    if not isinstance(input, Tensor):
         _not_a_tensor("contiguous", input)
-    return input
+    data = input._data
+    if data.flags.c_contiguous:
+        return input
+    copy = _wrap(_contiguous_data(data))
+    if _state.enabled and input._requires_grad:  # the gradient passes through unchanged
+        copy._node = _record_view(VIEW, input, copy._data, _NO_GEOMETRY, _CLONE_NODE)
+        copy._requires_grad = True
+    if recording.active is not None:
+        recording.active.view(input, copy._data, copy._node)
+    return copy
+
+
+# --- views: tensors over their input's storage ---------------------------------
+#
+# A view op returns a tensor over a NumPy view of its input's storage (no copy): writes through
+# either reach the other, and both share one version counter (versions.py: one per storage).
+# Its node reads the gradient back from the input's: VIEW (a reshape: the same elements in the
+# same order) or STRIDED (the input's elements at an offset and strides, in the input's C order).
+# The view knows its base, the first tensor of the storage (PyTorch's ``_base``), and the base
+# knows its views: an in-place op on either rewrites the base's history (``_rebase``).
+
+_NO_GEOMETRY = (0, np.zeros(0, np.int64), np.zeros(0, np.int64))
+_CLONE_NODE = node_class("CloneBackward0")
+
+
+def _geometry(data, out, make):
+    """Offset, shape and strides of ``out = make(data)`` in elements of ``data``'s C order (what
+    a STRIDED row reads the input's gradient with)."""
+    if data.flags.c_contiguous:
+        itemsize = data.itemsize
+    else:  # the same view of a C-ordered stand-in of the shape (one byte an element, never read)
+        data, out, itemsize = (stand_in := np.empty(data.shape, np.int8)), make(stand_in), 1
+    offset = (_address(out) - _address(data)) // itemsize if out.size else 0
+    return offset, np.array(out.shape, np.int64), np.array(out.strides, np.int64) // itemsize
+
+
+def _view(input, make, node_name, op=None, geometry=None, multi=None):
+    """A view of ``input``: a tensor over ``make(input._data)``, a NumPy view of its storage.
+
+    ``op`` VIEW records a reshape; otherwise a STRIDED read at ``geometry`` (computed from
+    ``make`` when not given). ``multi``: (name, index) of an output of unbind/split/chunk."""
+    data = input._data
+    out = make(data)
+    t = _wrap(out)
+    view_of = getattr(input, "_view_of", None)
+    base = input if view_of is None else view_of[0]
+    enabled = _state.enabled
+    t._view_of = (base, multi, enabled)
+    views = getattr(base, "_views", None)
+    if views is None:
+        views = base._views = []
+    elif len(views) >= 16 and not len(views) & (len(views) - 1):  # at powers of two: drop the dead
+        views[:] = [ref for ref in views if ref() is not None]
+    views.append(weakref.ref(t))
+    if enabled and input._requires_grad:
+        if op is VIEW:
+            geometry = _NO_GEOMETRY
+        elif geometry is None:
+            geometry = _geometry(data, out, make)
+        t._node = _record_view(op or STRIDED, input, out, geometry, node_class(node_name))
+        t._requires_grad = True
+    if recording.active is not None:
+        recording.active.view(input, out, t._node)
+    return t
+
+
+def _strided_view(data, offset, shape, strides):
+    """A NumPy view of ``data``'s memory: ``offset`` bytes from its first element, then ``strides``
+    (bytes). Made over the storage's owner, so that NumPy checks the bounds and the version
+    counter follows it."""
+    root = versions._root(data)
+    try:
+        return np.ndarray(shape, data.dtype, buffer=root, offset=_address(data) - _address(root) + offset,
+                          strides=strides)
+    except (TypeError, ValueError, BufferError):  # an owner that is itself strided (from_numpy)
+        interface = dict(data.__array_interface__, data=(_address(data) + offset, not data.flags.writeable),
+                         shape=tuple(shape), strides=tuple(strides))
+        return np.asarray(_Interface(interface, data))
+
+
+class _Interface:
+    """What np.asarray makes a view of (as np.lib.stride_tricks does); ``base`` keeps the memory."""
+
+    def __init__(self, interface, base):
+        self.__array_interface__ = interface
+        self.base = base
 
 
 def _infer_shape(shape, numel, op):
@@ -120,20 +209,58 @@ def _infer_shape(shape, numel, op):
     return shape
 
 
+def _reshaped(data, shape):
+    """``data`` in ``shape`` without a copy, or None where its strides do not allow it."""
+    if data.flags.c_contiguous:
+        return data.reshape(shape)
+    try:
+        return data.reshape(shape, copy=False)
+    except ValueError:
+        return None
+    except TypeError:  # NumPy before 2.1: no copy=
+        out = data.view()
+        try:
+            out.shape = shape
+        except AttributeError:
+            return None
+        return out
+
+
+def _reshape_view(input, shape, node_name):
+    return _view(input, lambda data: _reshaped(data, shape), node_name, VIEW)
+
+
 def reshape(input, *shape):
-    """The same values in a new shape; shares storage when the input is contiguous."""
+    """The same values in a new shape: a view when the strides allow it, else a copy."""
     if type(input) is not Tensor:
         _not_a_tensor("reshape", input)
     data = input._data
     shape = _infer_shape(shape, data.size, "reshape")
-    out = data.reshape(shape)
-    versions.mark_viewed(data)
-    return _apply(VIEW, (input,), (data,), (), out)
+    if _reshaped(data, shape) is None:  # PyTorch's reshape of a view it cannot reshape: a copy
+        copy = contiguous(input)
+        return _view(copy, lambda data: data.reshape(shape), "UnsafeViewBackward0", VIEW)
+    return _reshape_view(input, shape, "ViewBackward0" if data.flags.c_contiguous else "ReshapeAliasBackward0")
 
 
 def view(input, *shape):
-    """``reshape`` that never copies: the input must be contiguous."""
-    return reshape(input, *shape)  # nbgrad tensors are always contiguous
+    """The same storage in a new shape (never a copy: the strides must allow it)."""
+    if type(input) is not Tensor:
+        _not_a_tensor("view", input)
+    if len(shape) == 1 and isinstance(shape[0], dtypes.dtype):
+        raise NotImplementedError("view(dtype) is not supported by nbgrad")
+    shape = _infer_shape(shape, input._data.size, "view")
+    if _reshaped(input._data, shape) is None:
+        raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one dimension "
+                           "spans across two contiguous subspaces). Use .reshape(...) instead.")
+    return _reshape_view(input, shape, "ViewBackward0")
+
+
+def view_as(input, other):
+    return view(input, other.shape)
+
+
+def reshape_as(input, other):
+    return reshape(input, other.shape)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
@@ -144,22 +271,20 @@ def flatten(input, start_dim=0, end_dim=-1):
         return reshape(input, 1)
     start = _normalize_dim(start_dim, len(shape), "flatten")
     end = _normalize_dim(end_dim, len(shape), "flatten")
+    if start > end:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if start == end:
+        return input
     return reshape(input, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
 
 def _permute(input, dims, node_name):
-    data = input._data
-    _check_ndim(data.ndim, node_name.replace("Backward0", "").lower())
-    shape = np.array([data.shape[d] for d in dims], np.int64)
-    contiguous_strides = np.cumprod((1,) + data.shape[:0:-1])[::-1].astype(np.int64)
-    strides = np.array([contiguous_strides[d] for d in dims], np.int64)
-    out = np.empty(tuple(shape), data.dtype)
-
-    return _apply(STRIDED, (input,), (data,), (0, shape, strides), out, node_class(node_name))
+    _check_ndim(input._data.ndim, node_name.replace("Backward0", "").lower())
+    return _view(input, lambda data: data.transpose(dims), node_name)
 
 
 def permute(input, *dims):
-    """Dimensions reordered: ``x.permute(2, 0, 1)``."""
+    """Dimensions reordered: ``x.permute(2, 0, 1)`` (a view)."""
     if type(input) is not Tensor:
         _not_a_tensor("permute", input)
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
@@ -172,26 +297,29 @@ def permute(input, *dims):
 
 
 def transpose(input, dim0, dim1):
-    """Dimensions ``dim0`` and ``dim1`` swapped."""
+    """Dimensions ``dim0`` and ``dim1`` swapped (a view)."""
     if type(input) is not Tensor:
         _not_a_tensor("transpose", input)
     ndim = input._data.ndim
     dims = list(range(ndim))
     d0, d1 = _normalize_dim(dim0, ndim, "transpose"), _normalize_dim(dim1, ndim, "transpose")
     if not ndim:
-        return input
+        return _reshape_view(input, (), "TransposeBackward0")
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return _permute(input, tuple(dims), "TransposeBackward0")
 
 
+swapaxes = swapdims = transpose
+
+
 def t(input):
-    """Transpose of a matrix (tensors of up to 2 dimensions)."""
+    """Transpose of a matrix (tensors of up to 2 dimensions; a view)."""
     if type(input) is not Tensor:
         _not_a_tensor("t", input)
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
     if input._data.ndim < 2:
-        return input
+        return _reshape_view(input, input._data.shape, "TBackward0")
     return _permute(input, (1, 0), "TBackward0")
 
 
@@ -199,45 +327,48 @@ def _T(self):
     return _permute(self, tuple(range(self._data.ndim))[::-1], "PermuteBackward0") if self._data.ndim >= 2 else self
 
 
-def _view_as(input, shape, node_name):
-    """``input``'s storage in another shape (the same elements in the same order)."""
-    data = input._data
-    versions.mark_viewed(data)
-    return _apply(VIEW, (input,), (data,), (), data.reshape(shape), node_class(node_name))
+def _mT(self):
+    if self._data.ndim < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
+                           f"{self._data.ndim}-D tensor.")
+    return transpose(self, -2, -1)
 
 
 def unsqueeze(input, dim):
-    """A new dimension of size 1 at ``dim``."""
+    """A new dimension of size 1 at ``dim`` (a view)."""
     if type(input) is not Tensor:
         _not_a_tensor("unsqueeze", input)
     shape = input._data.shape
     d = _normalize_dim(dim, len(shape) + 1, "unsqueeze")
-    return _view_as(input, shape[:d] + (1,) + shape[d:], "UnsqueezeBackward0")
+    return _reshape_view(input, shape[:d] + (1,) + shape[d:], "UnsqueezeBackward0")
 
 
 def squeeze(input, dim=None):
-    """Dimensions of size 1 removed: all of them, or those of ``dim`` (an int or a tuple)."""
+    """Dimensions of size 1 removed: all of them, or those of ``dim`` (an int or a tuple; a view)."""
     if type(input) is not Tensor:
         _not_a_tensor("squeeze", input)
     shape = input._data.shape
     if dim is None:
-        return _view_as(input, tuple(n for n in shape if n != 1), "SqueezeBackward0")
+        return _reshape_view(input, tuple(n for n in shape if n != 1), "SqueezeBackward0")
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     dims = {_normalize_dim(d, len(shape), "squeeze") for d in dims} if shape else set()
     name = "SqueezeBackward1" if isinstance(dim, int) else "SqueezeBackward2"
-    return _view_as(input, tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1)), name)
+    return _reshape_view(input, tuple(n for i, n in enumerate(shape) if not (i in dims and n == 1)), name)
 
 
 def _expand(input, shape, node_name="ExpandBackward0"):
-    """``input`` broadcast to ``shape`` as a copy; the backward sums the gradient back."""
+    """``input`` broadcast to ``shape``: a view whose new and size-1 dimensions step 0."""
     data = input._data
     _check_ndim(len(shape), "expand")
-    big, strides = _broadcast_plan(data.shape, shape)
-    return _apply(STRIDED, (input,), (data,), (0, big, strides), np.empty(shape, data.dtype), node_class(node_name))
+    lead = len(shape) - data.ndim
+    strides = [0] * lead + [0 if n != m else s for n, m, s in zip(data.shape, shape[lead:], data.strides)]
+    big, logical = _broadcast_plan(data.shape, shape)
+    return _view(input, lambda data: _strided_view(data, 0, shape, strides), node_name, geometry=(0, big, logical))
 
 
 def expand(input, *sizes):
-    """``input`` repeated along its size-1 dimensions (and new leading ones); -1 keeps a size."""
+    """``input`` repeated along its size-1 dimensions (and new leading ones), as a view: the
+    repeated elements are one in memory. -1 keeps a size."""
     if type(input) is not Tensor:
         _not_a_tensor("expand", input)
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -264,6 +395,162 @@ def expand(input, *sizes):
 
 def expand_as(input, other):
     return expand(input, other.shape)
+
+
+def _along(input, d, part, node_name, multi=None):
+    """The view ``input[..., part, ...]`` with ``part`` (an index or a slice) at dimension ``d``."""
+    key = (slice(None),) * d + (part, Ellipsis)
+    return _view(input, lambda data: data[key], node_name, multi=multi)
+
+
+def narrow(input, dim, start, length):
+    """Elements ``start`` to ``start + length`` of dimension ``dim`` (a view)."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("narrow", input)
+    shape = input._data.shape
+    if not shape:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = _normalize_dim(dim, len(shape), "narrow")
+    start, length = int(start), int(length)
+    if start < 0:
+        start += shape[d]
+    if not 0 <= start <= shape[d] or length < 0 or start + length > shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({shape[d]}).")
+    return _along(input, d, slice(start, start + length), "SliceBackward0")
+
+
+def select(input, dim, index):
+    """Index ``index`` of dimension ``dim``, which goes away (a view)."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("select", input)
+    shape = input._data.shape
+    if not shape:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _normalize_dim(dim, len(shape), "select")
+    i = int(index)
+    if not -shape[d] <= i < shape[d]:
+        raise IndexError(f"select(): index {i} out of range for tensor of size {list(shape)} at dimension {d}")
+    return _along(input, d, i % shape[d], "SelectBackward0")
+
+
+def unbind(input, dim=0):
+    """The slices along ``dim``, each a view."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("unbind", input)
+    shape = input._data.shape
+    if not shape:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    d = _normalize_dim(dim, len(shape), "unbind")
+    return tuple(_along(input, d, i, "UnbindBackward0", ("Unbind", i)) for i in range(shape[d]))
+
+
+def _split_at(input, sizes, d, node_name, name):
+    views, start = [], 0
+    for i, n in enumerate(sizes):
+        views.append(_along(input, d, slice(start, start + n), node_name, (name, i)))
+        start += n
+    return tuple(views)
+
+
+def split(input, split_size_or_sections, dim=0):
+    """Pieces along ``dim`` (views): of ``split_size`` each (the last may be smaller), or of the
+    sizes listed."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("split", input)
+    shape = input._data.shape
+    if not shape:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _normalize_dim(dim, len(shape), "split")
+    n = shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = _int_sizes(split_size_or_sections, "split_with_sizes", "split_sizes")
+        if builtins.sum(sizes) != n or builtins.any(s < 0 for s in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+                               f"dimension {d}), but got split_sizes={list(sizes)}")
+        return _split_at(input, sizes, d, "SplitWithSizesBackward0", "SplitWithSizes")
+    size = _int_sizes((split_size_or_sections,), "split", "split_size")[0]
+    if size < 0 or (size == 0 and n):
+        raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+    sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
+    return _split_at(input, sizes, d, "SplitBackward0", "Split")
+
+
+def chunk(input, chunks, dim=0):
+    """``chunks`` pieces along ``dim`` or fewer (views), each of ceil(size / chunks) but the last."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("chunk", input)
+    chunks = _int_sizes((chunks,), "chunk", "chunks")[0]
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    shape = input._data.shape
+    if not shape:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    d = _normalize_dim(dim, len(shape), "chunk")
+    return split(input, -(-shape[d] // chunks), d)
+
+
+def _diagonal_geometry(shape, strides, offset, d1, d2):
+    """Start, shape and strides (in the units of ``strides``) of the diagonal ``offset`` of dims d1, d2."""
+    start = offset * strides[d2] if offset >= 0 else -offset * strides[d1]
+    length = max(0, min(shape[d1] - max(-offset, 0), shape[d2] - max(offset, 0)))
+    keep = [i for i in range(len(shape)) if i not in (d1, d2)]
+    return (start if length else 0, tuple(shape[i] for i in keep) + (length,),
+            tuple(strides[i] for i in keep) + (strides[d1] + strides[d2],))
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal ``offset`` of dimensions ``dim1`` and ``dim2``, as a last dimension (a view)."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("diagonal", input)
+    shape = input._data.shape
+    if len(shape) < 2:
+        raise RuntimeError(f"diagonal(): expected a tensor of at least 2 dimensions, got {len(shape)}")
+    d1, d2 = _normalize_dim(dim1, len(shape), "diagonal"), _normalize_dim(dim2, len(shape), "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    offset = int(offset)
+    start, new_shape, logical = _diagonal_geometry(shape, _contiguous_strides(shape), offset, d1, d2)
+
+    def make(data):
+        byte_start, _, strides = _diagonal_geometry(shape, data.strides, offset, d1, d2)
+        return _strided_view(data, byte_start, new_shape, strides)
+
+    return _view(input, make, "DiagonalBackward0",
+                 geometry=(start, np.array(new_shape, np.int64), np.array(logical, np.int64)))
+
+
+def unfold(input, dimension, size, step):
+    """Every slice of ``size`` elements along ``dimension``, ``step`` apart, as a new last
+    dimension (a view: overlapping slices share memory)."""
+    if not isinstance(input, Tensor):
+        _not_a_tensor("unfold", input)
+    shape = input._data.shape
+    d = _normalize_dim(dimension, len(shape), "unfold")
+    n = shape[d] if shape else 1
+    size, step = int(size), int(step)
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+
+    def geometry(strides):
+        if not shape:
+            return (size,), (1,)
+        stride = strides[d]
+        new_shape = shape[:d] + ((n - size) // step + 1,) + shape[d + 1:] + (size,)
+        return new_shape, tuple(strides[:d]) + (stride * step,) + tuple(strides[d + 1:]) + (stride,)
+
+    new_shape, logical = geometry(_contiguous_strides(shape))
+    return _view(input, lambda data: _strided_view(data, 0, new_shape, geometry(data.strides)[1]), "UnfoldBackward0",
+                 geometry=(0, np.array(new_shape, np.int64), np.array(logical, np.int64)))
+
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 _CAT_REST = node_class("CatBackward0Rest")  # the hidden rows of a cat with more than two inputs
@@ -390,27 +677,23 @@ def _positions(data, parts, index):
 
 
 def _getitem(self, index):
-    """``x[index]``: ints, slices, None and Ellipsis read a strided copy; integer and boolean
-    arrays gather (their backward scatter-adds, so repeated indices accumulate)."""
+    """``x[index]``: ints, slices, None and Ellipsis give a view; integer and boolean arrays
+    gather a copy (their backward scatter-adds, so repeated indices accumulate)."""
     parts = tuple(_index_part(p) for p in (index if isinstance(index, tuple) else (index,)))
     data = self._data
     advanced = builtins.any(isinstance(p, (np.ndarray, builtins.bool)) for p in parts)
     if not advanced:
-        try:  # a trailing Ellipsis makes an all-int index give a 0-d view, not a NumPy scalar copy
-            picked = data[parts if builtins.any(p is Ellipsis for p in parts) else parts + (Ellipsis,)]
+        key = parts if builtins.any(p is Ellipsis for p in parts) else parts + (Ellipsis,)  # ints: a 0-d view
+        try:
+            picked = data[key]
         except IndexError as exc:
             raise IndexError(f"index {index!r} on a tensor of shape {tuple(data.shape)}: {exc}") from None
         _check_ndim(picked.ndim, "index")
-        offset = 0
-        if picked.size:
-            offset = (picked.__array_interface__["data"][0] - data.__array_interface__["data"][0]) // data.itemsize
-        strides = np.array(picked.strides, np.int64) // data.itemsize
         kinds = {type(p) for p in parts}
         name = ("SelectBackward0" if kinds - {slice, type(None), type(Ellipsis)} else
                 "SliceBackward0" if slice in kinds else "UnsqueezeBackward0" if type(None) in kinds else
                 "AliasBackward0")
-        return _apply(STRIDED, (self,), (data,), (offset, np.array(picked.shape, np.int64), strides),
-                      np.empty(picked.shape, data.dtype), node_class(name))
+        return _view(self, lambda data: data[key], name)
     first = parts[0]
     if (isinstance(first, np.ndarray) and first.dtype.kind != "b" and data.ndim
             and builtins.all(isinstance(p, slice) and p == slice(None) for p in parts[1:])):
@@ -432,7 +715,20 @@ def _getitem(self, index):
 # --- in-place ops -------------------------------------------------------------
 
 LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+VIEW_OF_LEAF_IN_PLACE = "a view of a leaf Variable that requires grad is being used in an in-place operation."
+OVERLAPPING_IN_PLACE = ("unsupported operation: more than one element of the written-to tensor refers to a single "
+                        "memory location. Please clone() the tensor before performing the operation.")
+NO_GRAD_VIEW_IN_PLACE = (
+    "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that this use "
+    "case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the view and the "
+    "inplace either both inside the no_grad block (if you don't want the inplace to be tracked) or both outside (if "
+    "you want the inplace to be tracked).")
+MULTI_VIEW_IN_PLACE = (
+    "Output {} of {} is a view and is being modified inplace. This view is the output of a function that returns "
+    "multiple views. Such functions do not allow the output views to be modified inplace. You should replace the "
+    "inplace operation by an out-of-place one.")
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+_AS_STRIDED_NODE = node_class("AsStridedBackward0")
 
 
 def _private_copy(t):
@@ -442,30 +738,45 @@ def _private_copy(t):
     return copy
 
 
-def _in_place(self, name, compute, *operands):
-    """``self`` becomes ``compute(self, *operands)``, computed out of place by the op's kernels and
-    written into self's storage (views and NumPy arrays over it see the change); returns self.
-
-    When the result is recorded, the new node reads private copies of the operands that live in
-    self's storage (its backward may need the old values); rows saved earlier from that storage
-    are flagged by the version bump, so backward through them raises instead of using new values.
-    """
-    if not isinstance(self, Tensor):
-        raise TypeError(f"{name}(): expected a Tensor, got {type(self).__name__}")
+def _check_writable(self, name):
     data = self._data
     if not data.flags.writeable:
         raise RuntimeError(f"{name}(): the tensor's memory is read-only (from_numpy of a non-writable array); "
                            "clone() it first")
+    if 0 in data.strides and builtins.any(n > 1 and s == 0 for n, s in zip(data.shape, data.strides)):
+        raise RuntimeError(OVERLAPPING_IN_PLACE)
+
+
+def _in_place(self, name, compute, *operands):
+    """``self`` becomes ``compute(self, *operands)``, computed out of place by the op's kernels and
+    written into self's storage (its base, views and NumPy arrays over it see the change); returns self.
+
+    When the result is recorded, the new node reads private copies of the operands that live in
+    self's storage (its backward may need the old values); rows saved earlier from that storage
+    are flagged by the version bump, so backward through them raises instead of using new values.
+    On a view, the base's history is rewritten as PyTorch's: the base becomes the old base with
+    the view's elements replaced (``CopySlices``), and each view of it a read of that.
+    """
+    if not isinstance(self, Tensor):
+        raise TypeError(f"{name}(): expected a Tensor, got {type(self).__name__}")
+    _check_writable(self, name)
+    data = self._data
+    view_of = getattr(self, "_view_of", None)
+    base = view_of and view_of[0]
     recording = _state.enabled and (
-        self._requires_grad or builtins.any(isinstance(t, Tensor) and t._requires_grad for t in operands))
+        self._requires_grad or builtins.any(isinstance(t, Tensor) and t._requires_grad for t in operands)
+        or (base is not None and base._requires_grad))
     if recording:
         if self._requires_grad and type(self._node) is AccumulateGrad:
             raise RuntimeError(LEAF_IN_PLACE)
-        if versions.viewed(data):
-            raise RuntimeError(
-                f"{name}: in-place change of a tensor whose storage is shared with a view (view, reshape, "
-                "flatten, squeeze, unsqueeze) while gradients are recorded is not supported: the view's "
-                "gradient would be wrong; clone() the tensor first or use the out-of-place op")
+        if base is not None:
+            _, multi, made_with_grad = view_of
+            if base._requires_grad and not made_with_grad:
+                raise RuntimeError(NO_GRAD_VIEW_IN_PLACE)
+            if base._requires_grad and type(base._node) is AccumulateGrad:
+                raise RuntimeError(VIEW_OF_LEAF_IN_PLACE)
+            if multi is not None:
+                raise RuntimeError(MULTI_VIEW_IN_PLACE.format(multi[1], multi[0]))
         self_ = _private_copy(self)
         operands = tuple(_private_copy(t) if isinstance(t, Tensor) and versions.shares_storage(t._data, data) else t
                          for t in operands)
@@ -483,12 +794,56 @@ def _in_place(self, name, compute, *operands):
     versions.bump(data)
     np.copyto(data, result._data)
     if recording:
-        retained = type(self._node) is not AccumulateGrad and getattr(self._node, "_grad_buffer", None) is not None
-        self._node = result._node
-        self._requires_grad = True
-        if retained:  # retain_grad() belongs to the tensor, as in PyTorch: its new node keeps it
-            self.retain_grad()
+        if base is None:
+            _set_node(self, result._node)
+            _rebase(self, None)
+        else:  # the base's elements under the view now come from the result
+            positions = _positions_in(base._data, data)
+            _set_node(base, _apply(PUT, (base, result), (base._data, result._data), (positions.reshape(-1),),
+                                   np.empty(base._data.shape, base._data.dtype))._node)
+            _rebase(base, self)
     return self
+
+
+def _set_node(tensor, node):
+    """``tensor``'s history is now ``node``'s (retain_grad() belongs to the tensor, as in PyTorch)."""
+    retained = type(tensor._node) is not AccumulateGrad and getattr(tensor._node, "_grad_buffer", None) is not None
+    tensor._node = node
+    tensor._requires_grad = True
+    if retained:
+        tensor.retain_grad()
+
+
+def _rebase(base, changed):
+    """After an in-place change of ``base``'s storage under a graph: each view of it made with
+    grad mode on (and the ``changed`` one) reads its elements from the base's new history
+    (``AsStridedBackward0``)."""
+    for ref in getattr(base, "_views", ()):
+        view = ref()
+        if view is None or not (view._view_of[2] or view is changed):
+            continue
+        positions = _positions_in(base._data, view._data)
+        read = _apply(TAKE, (base,), (base._data, ), (positions.reshape(-1), 1), np.empty(positions.shape,
+                      base._data.dtype), _AS_STRIDED_NODE)
+        _set_node(view, read._node)
+
+
+def _address_grid(array):
+    """The address of each element of ``array``, in its shape."""
+    grid = np.full(array.shape, _address(array), np.int64)
+    for d, (n, stride) in enumerate(zip(array.shape, array.strides)):
+        grid += (np.arange(n, dtype=np.int64) * stride).reshape((n,) + (1,) * (array.ndim - d - 1))
+    return grid
+
+
+def _positions_in(base, view):
+    """Where each element of ``view`` (an array over ``base``'s storage) lies in ``base``'s C order."""
+    addresses = _address_grid(view)
+    if base.flags.c_contiguous:
+        return (addresses - _address(base)) // base.itemsize
+    order = _address_grid(base).reshape(-1)  # a strided base (from_numpy): look the addresses up
+    ranks = np.argsort(order, kind="stable")
+    return ranks[np.searchsorted(order[ranks], addresses)]
 
 
 def _copy_into(dst, source, name, node_name):

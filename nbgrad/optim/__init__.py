@@ -152,6 +152,9 @@ class Optimizer:
             if not p._data.flags.writeable:
                 raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {list(p.shape)} is read-only "
                                    "memory (from_numpy of a non-writable array); clone() it first")
+            if not p._data.flags.c_contiguous:  # the update writes parameters as flat buffers
+                raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {list(p.shape)} is a strided "
+                                   f"view (strides {p.stride()}); optimize a contiguous tensor (contiguous(), clone())")
         self._int_table, self._table_key = table, self._key()
         self._table_states = [self.state[p] for p in params]  # where the step counts go back
         self._steps_written = [s.get("step") for s in self._table_states]
