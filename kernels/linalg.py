@@ -1,10 +1,11 @@
 """Matrix products over flat buffers holding ``batch`` row-major matrices.
 
-``a`` holds ``batch_a`` (m, k) matrices and ``b`` holds ``batch_b`` (k, n)
-ones, where each batch count is 1 (shared) or the output's batch count.
-``gemm`` is the address of the BLAS table for the dtype (see blas.py). A backward
-kernel's ``fresh`` says its output holds no gradient yet: the product overwrites
-it (``beta = 0``) instead of adding.
+``a`` holds (m, k) matrices and ``b`` (k, n) ones; ``a_layout`` is twice the
+number of matrices a holds (1: shared, or the output's batch count), plus 1
+when they are stored transposed (a transposed view, handed to BLAS as is);
+``b_layout`` likewise. ``gemm`` is the address of the BLAS table for the dtype
+(see blas.py). A backward kernel's ``fresh`` says its output holds no gradient
+yet: the product overwrites it (``beta = 0``) instead of adding.
 """
 
 from numba import prange
@@ -48,32 +49,36 @@ def _zero_if_fresh_and_empty(fresh, batches, grad):
 
 
 @njit
-def matmul_fwd(a, b, batch_a, batch_b, m, k, n, gemm, out):
+def matmul_fwd(a, b, a_layout, b_layout, m, k, n, gemm, out):
     """out[i] = a[i] @ b[i] for each matrix i of the batch"""
+    batch_a, batch_b = a_layout >> 1, b_layout >> 1
+    trans_a, trans_b = TRANS if a_layout & 1 else NO_TRANS, TRANS if b_layout & 1 else NO_TRANS
     for i in range(_batches(batch_a, batch_b)):
-        _product(gemm, NO_TRANS, NO_TRANS, m, n, k, a, (i if batch_a > 1 else 0) * m * k,
+        _product(gemm, trans_a, trans_b, m, n, k, a, (i if batch_a > 1 else 0) * m * k,
                  b, (i if batch_b > 1 else 0) * k * n, 0.0, out, i * m * n)
 
 
 @njit
-def matmul_bwd_a(g, b, batch_a, batch_b, m, k, n, gemm, fresh, ga):
-    """ga += g @ b^T (summed over the batch where a is shared)"""
+def matmul_bwd_a(g, b, a_layout, b_layout, m, k, n, gemm, fresh, ga):
+    """ga += g @ b^T (summed over the batch where a is shared; ga in a's logical layout)"""
+    batch_a, batch_b = a_layout >> 1, b_layout >> 1
     batches = _batches(batch_a, batch_b)
     _zero_if_fresh_and_empty(fresh, batches, ga)
     for i in range(batches):
         beta = 0.0 if fresh and (batch_a > 1 or i == 0) else 1.0
-        _product(gemm, NO_TRANS, TRANS, m, k, n, g, i * m * n,
+        _product(gemm, NO_TRANS, NO_TRANS if b_layout & 1 else TRANS, m, k, n, g, i * m * n,
                  b, (i if batch_b > 1 else 0) * k * n, beta, ga, (i if batch_a > 1 else 0) * m * k)
 
 
 @njit
-def matmul_bwd_b(g, a, batch_a, batch_b, m, k, n, gemm, fresh, gb):
-    """gb += a^T @ g (summed over the batch where b is shared)"""
+def matmul_bwd_b(g, a, a_layout, b_layout, m, k, n, gemm, fresh, gb):
+    """gb += a^T @ g (summed over the batch where b is shared; gb in b's logical layout)"""
+    batch_a, batch_b = a_layout >> 1, b_layout >> 1
     batches = _batches(batch_a, batch_b)
     _zero_if_fresh_and_empty(fresh, batches, gb)
     for i in range(batches):
         beta = 0.0 if fresh and (batch_b > 1 or i == 0) else 1.0
-        _product(gemm, TRANS, NO_TRANS, k, n, m, a, (i if batch_a > 1 else 0) * m * k,
+        _product(gemm, NO_TRANS if a_layout & 1 else TRANS, NO_TRANS, k, n, m, a, (i if batch_a > 1 else 0) * m * k,
                  g, i * m * n, beta, gb, (i if batch_b > 1 else 0) * k * n)
 
 

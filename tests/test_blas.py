@@ -25,7 +25,7 @@ def table(request):
     return found
 
 
-SHAPES = [  # batch_a, batch_b, m, k, n
+SHAPES = [  # batch_a, batch_b, m, k, n (the gradients are in the operands' own layout)
     (1, 1, 3, 4, 5), (2, 2, 3, 4, 5), (3, 1, 2, 3, 4), (1, 3, 2, 3, 4),  # 2-D, batched, a shared operand
     (1, 1, 1, 7, 1), (1, 1, 64, 10, 64), (1, 1, 300, 300, 300),  # a dot, skinny, big enough for threads
     (1, 1, 0, 3, 4), (1, 1, 3, 0, 4), (0, 1, 3, 4, 5),  # empty sizes and an empty batch
@@ -34,7 +34,8 @@ SHAPES = [  # batch_a, batch_b, m, k, n
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_a, batch_b, m, k, n", SHAPES)
-def test_matmul_kernels_match_numpy(table, dtype, batch_a, batch_b, m, k, n):
+@pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])  # operands stored transposed
+def test_matmul_kernels_match_numpy(table, dtype, batch_a, batch_b, m, k, n, trans_a, trans_b):
     rng = np.random.default_rng(0)
     batch = 0 if 0 in (batch_a, batch_b) else max(batch_a, batch_b)
     a = rng.normal(size=(batch_a, m, k)).astype(dtype)
@@ -42,8 +43,11 @@ def test_matmul_kernels_match_numpy(table, dtype, batch_a, batch_b, m, k, n):
     g = rng.normal(size=(batch, m, n)).astype(dtype)
     gemm = table.table(dtype)
     tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    stored_a = np.swapaxes(a, 1, 2).copy() if trans_a else a  # the memory of a transposed view
+    stored_b = np.swapaxes(b, 1, 2).copy() if trans_b else b
+    layout_a, layout_b = 2 * batch_a + trans_a, 2 * batch_b + trans_b
     out = np.empty(batch * m * n, dtype)
-    linalg.matmul_fwd(a.reshape(-1), b.reshape(-1), batch_a, batch_b, m, k, n, gemm, out)
+    linalg.matmul_fwd(stored_a.reshape(-1), stored_b.reshape(-1), layout_a, layout_b, m, k, n, gemm, out)
     np.testing.assert_allclose(out.reshape(batch, m, n), np.matmul(a, b)[:batch], **tolerance)
     expected_a = np.matmul(g, np.swapaxes(b, 1, 2))
     expected_b = np.matmul(np.swapaxes(a, 1, 2), g)
@@ -54,8 +58,8 @@ def test_matmul_kernels_match_numpy(table, dtype, batch_a, batch_b, m, k, n):
     for fresh, start in ((False, 1.0), (True, np.nan)):  # accumulate, or overwrite stale bytes
         ga = np.full(batch_a * m * k, start, dtype)
         gb = np.full(batch_b * k * n, start, dtype)
-        linalg.matmul_bwd_a(g.reshape(-1), b.reshape(-1), batch_a, batch_b, m, k, n, gemm, fresh, ga)
-        linalg.matmul_bwd_b(g.reshape(-1), a.reshape(-1), batch_a, batch_b, m, k, n, gemm, fresh, gb)
+        linalg.matmul_bwd_a(g.reshape(-1), stored_b.reshape(-1), layout_a, layout_b, m, k, n, gemm, fresh, ga)
+        linalg.matmul_bwd_b(g.reshape(-1), stored_a.reshape(-1), layout_a, layout_b, m, k, n, gemm, fresh, gb)
         base = 0.0 if fresh else 1.0
         np.testing.assert_allclose(ga.reshape(batch_a, m, k), base + expected_a, **tolerance)
         np.testing.assert_allclose(gb.reshape(batch_b, k, n), base + expected_b, **tolerance)

@@ -291,3 +291,38 @@ def test_backward_through_a_view_with_create_graph():
     np.testing.assert_allclose(g.detach().numpy(), [[3, 0], [0, 48]])
     g.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [[6, 0], [0, 24]])
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 3, 4), (4, 5)),
+                                              ((3, 4), (2, 4, 5)), ((4,), (4, 5)), ((2, 1, 3, 4), (5, 4, 5))])
+@pytest.mark.parametrize("transposed", ["a", "b", "both"])
+def test_products_of_transposed_views(shape_a, shape_b, transposed):
+    """A transposed operand goes to BLAS as it lies in memory: values, gradients, gradients of
+    gradients and the saved operands are those of the copied operand."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(s) for s in (shape_a, shape_b)]
+    stored = [nb.tensor(a.swapaxes(-1, -2).copy() if a.ndim > 1 and name in (transposed, "both") else a,
+                        dtype=nb.float64, requires_grad=True) for a, name in zip(arrays, "ab")]
+
+    def operands(a, b):
+        return [t.mT if t.ndim > 1 and name in (transposed, "both") else t for t, name in zip((a, b), "ab")]
+
+    a, b = operands(*stored)
+    product = a @ b
+    np.testing.assert_allclose(product.detach().numpy(), arrays[0] @ arrays[1])
+    assert gradcheck(lambda a, b: nb.matmul(*operands(a, b)), stored)
+    assert nb.autograd.gradgradcheck(lambda a, b: nb.matmul(*operands(a, b)), stored)
+    if len(shape_a) > 1 and shape_a[:-2] in ((), shape_b[:-2]):  # an operand expanded to the batch saves that
+        np.testing.assert_array_equal(product.grad_fn._saved_self.detach().numpy(), arrays[0])
+
+
+def test_a_transposed_operand_changed_after_the_product():
+    w = nb.randn(4, 3, dtype=nb.float64, requires_grad=True)
+    base = w.clone()
+    y = nb.randn(2, 4, dtype=nb.float64, requires_grad=True) @ base.t().t()
+    out = nb.randn(5, 4, dtype=nb.float64, requires_grad=True) @ base  # saves base itself
+    z = (nb.ones(3, 4, dtype=nb.float64) * 2).requires_grad_() @ base.t().t().t().t().t().t()  # no copy either
+    base.add_(1)
+    for result in (y, out, z):
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            result.sum().backward()

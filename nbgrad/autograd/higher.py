@@ -111,7 +111,7 @@ def _chosen(s, first, second):
 
 def _matmul(s):
     m, k, n = s["m"], s["k"], s["n"]
-    if s["batch_a"] != 1 or s["batch_b"] != 1:  # batches: a shared matrix sums its batch's gradients
+    if s["a_layout"] >> 1 != 1 or s["b_layout"] >> 1 != 1:  # batches: a shared matrix sums its batch's gradients
         sa, sb = s.input_shapes  # b has batch dimensions here; a may be a vector (m = 1)
         a = s["a"].reshape(sa if len(sa) > 1 else (1, k))
         b = s["b"]

@@ -55,6 +55,40 @@ def _contiguous_data(data):
     return out
 
 
+def _strided_view(data, offset, shape, strides):
+    """A NumPy view of ``data``'s memory: ``offset`` bytes from its first element, then ``strides``
+    (bytes). Made over the storage's owner, so that NumPy checks the bounds and the version
+    counter follows it."""
+    root = versions._root(data)
+    try:
+        return np.ndarray(shape, data.dtype, buffer=root, offset=_address(data) - _address(root) + offset,
+                          strides=strides)
+    except (TypeError, ValueError, BufferError):  # an owner that is itself strided (from_numpy)
+        interface = dict(data.__array_interface__, data=(_address(data) + offset, not data.flags.writeable),
+                         shape=tuple(shape), strides=tuple(strides))
+        return np.asarray(_Interface(interface, data))
+
+
+class _Interface:
+    """What np.asarray makes a view of (as np.lib.stride_tricks does); ``base`` keeps the memory."""
+
+    def __init__(self, interface, base):
+        self.__array_interface__ = interface
+        self.base = base
+
+
+def _dense_block(data):
+    """The elements of ``data`` as a flat array in memory order, when they fill a block of memory
+    exactly (a permutation of a C-contiguous array: a transpose); None when it has gaps or repeats.
+    Whole reductions read it instead of a copy in C order."""
+    expected = data.itemsize
+    for stride, n in sorted((s, n) for s, n in zip(data.strides, data.shape) if n != 1):
+        if stride != expected:
+            return None
+        expected *= n
+    return _strided_view(data, 0, (data.size,), (data.itemsize,))
+
+
 def _apply(op, inputs, arrays, params, out, node_class=None):
     """Run ``op`` on ``arrays``; record its node when grad mode is on and an input requires grad.
 

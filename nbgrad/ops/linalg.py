@@ -9,15 +9,18 @@ from .. import dtypes
 from .._tensor import Tensor
 from ..autograd.node import node_class
 from ..autograd.registry import declare
+from ..autograd.tape import saved as _saved
+from ..compiler import recording
 from ..kernels import blas, jit, linalg
 from ..kernels import elementwise as ew
 from .core import _apply, _broadcast_shape, _not_a_tensor
-from .movement import _expand
+from .movement import _expand, contiguous
 
 # --- declarations -----------------------------------------------------------
 
+# a_layout, b_layout: 2 x the matrices each operand holds (1: shared), + 1 when stored transposed.
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
-                 inputs=("a", "b"), ints=("batch_a", "batch_b", "m", "k", "n", "gemm"), saves=("a", "b"))
+                 inputs=("a", "b"), ints=("a_layout", "b_layout", "m", "k", "n", "gemm"), saves=("a", "b"))
 # threads_from: jit.ELEMENTWISE_LIGHT_THREADS_FROM, when the bias passes go to threads (an argument, so
 # that the compiled kernels do not depend on the BLAS the process chose).
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
@@ -43,6 +46,33 @@ _THREADS_FROM = jit.ELEMENTWISE_LIGHT_THREADS_FROM
 _GEMM = {dtype: BLAS.table(dtype) for dtype in (np.dtype(np.float32), np.dtype(np.float64))}
 
 
+def _operand(t, count):
+    """What the product reads of ``t`` (holding ``count`` matrices): its array and layout word. A
+    transposed view (``x.t()``, ``x.mT``) goes to BLAS as it lies in memory, with the transpose flag:
+    no copy."""
+    data = t._data
+    if data.flags.c_contiguous or data.ndim < 2:
+        return data, 2 * count
+    swapped = data.swapaxes(-1, -2)
+    if not swapped.flags.c_contiguous:
+        return data, 2 * count  # copied at the op's entry
+    if recording.active is not None:
+        recording.active.view(t, swapped, None)
+    return swapped, 2 * count + 1
+
+
+def _product(a, b, count_a, count_b, m, k, n, out, node=None):
+    """``_apply(MATMUL)``; the row saves the operands as the caller sees them (a transposed view,
+    not the buffer handed to BLAS): what ``create_graph`` and ``grad_fn._saved_*`` read."""
+    da, layout_a = _operand(a, count_a)
+    db, layout_b = _operand(b, count_b)
+    result = _apply(MATMUL, (a, b), (da, db), (layout_a, layout_b, m, k, n, _GEMM[out.dtype]), out, node)
+    if (layout_a | layout_b) & 1 and result._node is not None:
+        _saved[result._node._row] = (a._data if layout_a & 1 else _saved[result._node._row][0],
+                                     b._data if layout_b & 1 else _saved[result._node._row][1])
+    return result
+
+
 def matmul(input, other):
     """Matrix product with NumPy's rules: 1-D vectors, 2-D matrices, batches broadcast."""
     if type(input) is Tensor and type(other) is Tensor:  # fast path: two float matrices
@@ -51,8 +81,10 @@ def matmul(input, other):
             m, k = da.shape
             if k == db.shape[0]:
                 n = db.shape[1]
-                return _apply(MATMUL, (input, other), (da, db), (1, 1, m, k, n, _GEMM[da.dtype]),
-                              np.empty((m, n), da.dtype))
+                if da.flags.c_contiguous and db.flags.c_contiguous:
+                    return _apply(MATMUL, (input, other), (da, db), (2, 2, m, k, n, _GEMM[da.dtype]),
+                                  np.empty((m, n), da.dtype))
+                return _product(input, other, 1, 1, m, k, n, np.empty((m, n), da.dtype))
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul(): both arguments must be Tensors")
     if input.dtype is not other.dtype:  # PyTorch's errors: no promotion in products
@@ -78,6 +110,8 @@ def matmul(input, other):
     elif len(sb) <= 2:  # a's batch folds into its rows: one matrix product
         m = math.prod(sa[:-1])
         batch_a = batch_b = 1
+        if len(sa) > 2 and not a._data.flags.c_contiguous:
+            a = contiguous(a)  # its rows must follow one another
         out_shape = sa[:-1] + ((n,) if len(sb) == 2 else ())
         if len(sa) == 2 and len(sb) == 1:
             name = "MvBackward0"
@@ -103,9 +137,7 @@ def matmul(input, other):
         out_shape = batch + ((m,) if len(sa) > 1 else ()) + (n,)
         name = "BmmBackward0"
 
-    out = np.empty(out_shape, dtype.numpy)
-    return _apply(MATMUL, (a, b), (a._data, b._data), (batch_a, batch_b, m, k, n, _GEMM[a._data.dtype]), out,
-                  node_class(name))
+    return _product(a, b, batch_a, batch_b, m, k, n, np.empty(out_shape, dtype.numpy), node_class(name))
 
 
 def mm(input, mat2):

@@ -26,6 +26,7 @@ from .core import (
     _not_a_tensor,
     _record_view,
     _state,
+    _strided_view,
     elementwise,
 )
 
@@ -169,28 +170,6 @@ def _view(input, make, node_name, op=None, geometry=None, multi=None):
     if recording.active is not None:
         recording.active.view(input, out, t._node)
     return t
-
-
-def _strided_view(data, offset, shape, strides):
-    """A NumPy view of ``data``'s memory: ``offset`` bytes from its first element, then ``strides``
-    (bytes). Made over the storage's owner, so that NumPy checks the bounds and the version
-    counter follows it."""
-    root = versions._root(data)
-    try:
-        return np.ndarray(shape, data.dtype, buffer=root, offset=_address(data) - _address(root) + offset,
-                          strides=strides)
-    except (TypeError, ValueError, BufferError):  # an owner that is itself strided (from_numpy)
-        interface = dict(data.__array_interface__, data=(_address(data) + offset, not data.flags.writeable),
-                         shape=tuple(shape), strides=tuple(strides))
-        return np.asarray(_Interface(interface, data))
-
-
-class _Interface:
-    """What np.asarray makes a view of (as np.lib.stride_tricks does); ``base`` keeps the memory."""
-
-    def __init__(self, interface, base):
-        self.__array_interface__ = interface
-        self.base = base
 
 
 def _infer_shape(shape, numel, op):

@@ -10,8 +10,9 @@ from .. import dtypes
 from .._tensor import Tensor, _normalize_dim, _wrap
 from ..autograd.node import node_class
 from ..autograd.registry import declare
+from ..compiler import recording
 from ..kernels import movement, reduce
-from .core import _apply, _check_ndim, _not_a_tensor
+from .core import _apply, _check_ndim, _dense_block, _not_a_tensor
 from .elementwise import MUL_SCALAR, _scalar_op, abs, maximum, minimum, mul, pow, sqrt, sub
 from .movement import _float_input, _to, _to_dtype
 
@@ -64,13 +65,25 @@ def _reduce(input, dim, keepdim, scale_of, op_name, node_names):
 _SUM_NODES = (SUM.node_class, SUM_DIMS.node_class)
 
 
+def _sum_all(input, scale, node_class):
+    """scale * the sum of all elements: of a transposed view, read in memory order (no copy)."""
+    data = input._data
+    block = data if data.flags.c_contiguous else _dense_block(data)
+    if block is not None and block is not data and recording.active is not None:
+        recording.active.view(input, block, None)
+    result = _apply(SUM, (input,), (data if block is None else block,), (scale,), np.empty((), data.dtype), node_class)
+    if block is not data and result._node is not None:
+        result._node._shapes = (data.shape,)
+    return result
+
+
 def sum(input, dim=None, keepdim=False, dtype=None):
     """Sum of all elements, or over ``dim`` (int or tuple); integers sum to int64."""
     if type(input) is not Tensor:
         _not_a_tensor("sum", input)
     data = input._data
     if dim is None and dtype is None and data.dtype.kind == "f":
-        return _apply(SUM, (input,), (data,), (1.0,), np.empty((), data.dtype))
+        return _sum_all(input, 1.0, None)
     if dtype is not None:
         input = _to(input, dtype)
     elif not input.dtype.is_floating_point:
@@ -87,7 +100,7 @@ def mean(input, dim=None, keepdim=False, dtype=None):
         _not_a_tensor("mean", input)
     data = input._data
     if dim is None and dtype is None and data.dtype.kind == "f" and data.size:
-        return _apply(SUM, (input,), (data,), (1.0 / data.size,), np.empty((), data.dtype), _MEAN_NODE)
+        return _sum_all(input, 1.0 / data.size, _MEAN_NODE)
     if dtype is not None:
         input = _to(input, dtype)
     if not input.dtype.is_floating_point:
