@@ -326,3 +326,34 @@ def test_a_transposed_operand_changed_after_the_product():
     for result in (y, out, z):
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             result.sum().backward()
+
+
+def test_data_replaced_by_a_strided_view():
+    """``y.data = other.t()``: y shares other's storage; rows that saved y read its values in y's order."""
+    x = nb.randn(3, 4, dtype=nb.float64, requires_grad=True)
+    y = x.clone()
+    z = y * y
+    other = nb.randn(4, 3, dtype=nb.float64)
+    y.data = other.t()
+    assert np.shares_memory(y.detach().numpy(), other.numpy()) and not y.is_contiguous()
+    z.sum().backward(retain_graph=True)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * other.numpy().T)
+    other.add_(1)  # the values the rows read changed: refused
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+    with pytest.raises(RuntimeError, match="assigned grad is a strided view"):
+        x.grad.data = nb.zeros(4, 3, dtype=nb.float64).t()
+
+
+def test_optimizers_and_parameters_with_strided_views():
+    w = nb.nn.Parameter(nb.randn(4, 3).t())  # a Parameter of a strided view holds a copy
+    assert w.is_contiguous()
+    leaf = nb.randn(4, 3).t().requires_grad_()  # a strided leaf: its update would write a flat buffer
+    leaf.grad = nb.ones(3, 4)
+    with pytest.raises(RuntimeError, match="is a strided view"):
+        nb.optim.SGD([leaf], lr=0.1).step()
+    opt = nb.optim.SGD([w], lr=0.1, momentum=0.9)
+    w.grad = nb.ones(3, 4)
+    opt.state[w] = {"momentum_buffer": nb.ones(4, 3).t()}  # a strided state buffer: copied, never written flat
+    opt.step()
+    np.testing.assert_allclose(opt.state[w]["momentum_buffer"].numpy(), np.full((3, 4), 1.9))

@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from ..kernels import tape as layout
-from . import tape
+from . import tape, versions
 from .node import AccumulateGrad
 from .registry import BY_OPCODE, OPCODE_PYTHON
 
@@ -30,7 +30,7 @@ INVALID_GRADIENT = "{consumer}invalid gradient at index {index} - got %s but exp
 
 
 def replace_data(tensor, new):
-    """Make ``new`` (a C-contiguous array) the values of ``tensor``."""
+    """Make ``new`` (an array; a strided view too) the values of ``tensor``."""
     from .engine import _lock
 
     old = tensor._data
@@ -61,6 +61,9 @@ def _replace_grad(node, grad, old, new):
                            f"vs {list(old.shape)} {old.dtype}")
     if not new.flags.writeable:
         raise RuntimeError("assigned grad is read-only memory: backward writes into a .grad")
+    if not new.flags.c_contiguous:
+        raise RuntimeError("assigned grad is a strided view: backward writes into a .grad as a flat buffer; "
+                           "assign a contiguous() tensor")
     with engine._lock:
         grad._data = new
         node._grad_buffer = new
@@ -96,9 +99,11 @@ def _follow_saved_inputs(old, new):
                            f"tensor a ({old.size}) must match the size of tensor b ({new.size})")
             continue
         kept = values[k]
-        replacement = new if new.dtype == kept.dtype else new.astype(kept.dtype)
-        if replacement is not new:  # a copy in the row's dtype: remember it, to follow the next replacement
+        replacement = new if new.dtype == kept.dtype and new.flags.c_contiguous else \
+            np.array(new, kept.dtype, order="C")  # the row reads a flat buffer of its own dtype
+        if replacement is not new:  # a copy: remember it, to follow the next replacement
             _remember_cast(new, r, k, replacement)
+            versions.shadow(replacement, new)  # an in-place change of new refuses the row, as if it read new
         values[k] = replacement
         tape.saved[r] = tuple(values) if isinstance(saved, tuple) else replacement
         tape.row(r)[layout.SAVED + k] = replacement.ctypes.data

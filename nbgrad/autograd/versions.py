@@ -22,6 +22,7 @@ from . import tape
 # id(root) -> [weak reference to root, version, weak references to the storage's shadows]
 _storages = {}
 _prune_at = 1024
+_shadowed = False  # whether any storage has had shadows (until then a bump looks for none)
 
 
 def _root(array):
@@ -64,10 +65,12 @@ def shares_storage(a, b):
 def shadow(copy, source):
     """``copy`` holds the values of ``source`` (a strided view) for an op's kernels: a row that
     saves it is refused once ``source``'s storage changes in place."""
+    global _shadowed
     entry = _entry(source, True)[1]
     shadows = entry[2]
     if shadows is None:
         shadows = entry[2] = []
+        _shadowed = True
     elif len(shadows) >= 16 and not len(shadows) & (len(shadows) - 1):  # at powers of two: drop the dead
         shadows[:] = [ref for ref in shadows if ref() is not None]
     shadows.append(weakref.ref(copy))
@@ -89,7 +92,7 @@ def bump_storages(entries, starts, ends):
         recording.active.in_place()
     tape.maybe_trim()  # the scan reads every row handed out: keep that to the live graph
     versions = [e[1] for e in entries]
-    if any(e[2] for e in entries):
+    if _shadowed and any(e[2] for e in entries):
         starts, ends = list(starts), list(ends)
         for entry in entries:
             for copy in (ref() for ref in entry[2] or ()):

@@ -248,7 +248,7 @@ class Optimizer:
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = {k: (_wrap(np.array(v._data, p._data.dtype)) if isinstance(v, Tensor) else v)
+            self.state[p] = {k: (_wrap(np.array(v._data, p._data.dtype, order="C")) if isinstance(v, Tensor) else v)
                              for k, v in s.items()}
         self._table_key = None
 
@@ -272,8 +272,9 @@ def _state_buffer(optimizer, buffer, name, p, k, fill=0):
         raise RuntimeError(f"{optimizer}.step: state {name!r} of parameter {k} has shape {list(buffer.shape)}: "
                            f"the size of tensor a ({buffer.numel()}) must match the size of tensor b "
                            f"({p.numel()}), the parameter's shape {list(p.shape)}")
-    if buffer._data.dtype != p._data.dtype or not buffer._data.flags.writeable:
-        return _wrap(buffer._data.astype(p._data.dtype))
+    data = buffer._data
+    if data.dtype != p._data.dtype or not data.flags.writeable or not data.flags.c_contiguous:
+        return _wrap(np.array(data, p._data.dtype, order="C"))  # the kernel writes it as a flat buffer
     return buffer
 
 
