@@ -282,6 +282,8 @@ class Tensor:
             from .autograd.replace import replace_data
 
             replace_data(self, value._data)
+            if getattr(self, "_view_of", None) is not None:  # its values are another storage's now
+                del self._view_of
 
     @property
     def grad(self):

@@ -198,7 +198,7 @@ def test_in_place_on_a_view_of_a_leaf():
 
 
 @pytest.mark.parametrize("write", [lambda e: e.add_(1), lambda e: e.mul_(2), lambda e: e.copy_(nb.ones(2, 3)),
-                                   lambda e: e.__setitem__(0, 1.0), lambda e: e.zero_()])
+                                   lambda e: e.__setitem__(0, 1.0)])  # fill_ and zero_ may: see below
 def test_in_place_on_an_expanded_tensor(write):
     e = nb.zeros(3).expand(2, 3)
     with pytest.raises(RuntimeError, match="more than one element of the written-to tensor refers to a single"):
@@ -357,3 +357,62 @@ def test_optimizers_and_parameters_with_strided_views():
     opt.state[w] = {"momentum_buffer": nb.ones(4, 3).t()}  # a strided state buffer: copied, never written flat
     opt.step()
     np.testing.assert_allclose(opt.state[w]["momentum_buffer"].numpy(), np.full((3, 4), 1.9))
+
+
+def test_setitem_into_an_overlapping_view_writes_only_the_region():
+    x = nb.arange(6.0, dtype=nb.float64)
+    u = x.unfold(0, 3, 1)  # rows share elements
+    u[0] = 5.0
+    assert x.tolist() == [5, 5, 5, 3, 4, 5]
+    u[1] = nb.tensor([7.0, 8, 9], dtype=nb.float64)
+    assert x.tolist() == [5, 7, 8, 9, 4, 5]
+    u[0, 1] = -1.0
+    assert x.tolist() == [5, -1, 8, 9, 4, 5]
+    leaf = nb.arange(6.0, dtype=nb.float64).requires_grad_()
+    y = leaf * 1
+    y.unfold(0, 3, 1)[0] = nb.tensor(5.0, dtype=nb.float64)
+    (y * y).sum().backward()
+    assert leaf.grad.tolist() == [0, 0, 0, 6, 8, 10]  # the written elements no longer depend on leaf
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        (leaf * 1).unfold(0, 3, 1).mul_(2)  # under a graph its gradient would count elements twice
+
+
+def test_fill_and_zero_of_an_expanded_tensor():
+    a = nb.zeros(3, 1)
+    a.expand(3, 4).fill_(2.0)
+    assert a.tolist() == [[2.0], [2.0], [2.0]]
+    a.expand(3, 4)[0].zero_()
+    assert a.tolist() == [[0.0], [2.0], [2.0]]
+
+
+def test_losses_and_where_with_strided_arguments():
+    rng = np.random.default_rng(3)
+    logits = nb.tensor(rng.standard_normal((6, 4)), dtype=nb.float64, requires_grad=True)
+    targets = nb.tensor([0, 9, 1, 9, 3, 9, 2, 9, 1, 9, 0, 9])
+    strided = targets[::2]
+    dense = nb.tensor(strided.tolist())
+    for loss in (nb.nn.functional.cross_entropy, lambda x, t: nb.nn.functional.nll_loss(x.log_softmax(1), t),
+                 lambda x, t: nb.nn.functional.cross_entropy(x, t, label_smoothing=0.1),
+                 lambda x, t: nb.nn.functional.cross_entropy(x.t().t(), nb.tensor(2).expand(6))):
+        np.testing.assert_allclose(loss(logits, strided).item(), loss(logits, dense).item())
+    condition = (logits > 0).t()
+    np.testing.assert_array_equal(nb.where(condition, logits.t(), 0.0).detach().numpy(),
+                                  np.where(condition.numpy(), logits.detach().numpy().T, 0.0))
+    mask = nb.tensor([True, False]).unsqueeze(0).expand(6, 2)
+    np.testing.assert_array_equal(nb.where(mask, logits[:, :2], -1.0).detach().numpy()[:, 1], -1.0)
+
+
+def test_view_edges():
+    x = nb.zeros(2, 3)
+    v = x[1]
+    v.data = nb.arange(5.0)[2:]
+    assert v.storage_offset() == 0 and v._base is None and v.tolist() == [2.0, 3.0, 4.0]
+    with pytest.raises(RuntimeError, match="at most 8 dimensions"):
+        nb.zeros(*[1] * 8).unsqueeze(0)
+    assert [p.shape for p in nb.zeros(0, 3).chunk(3)] == [(0, 3)] * 3
+    assert [p.shape for p in nb.zeros(5).chunk(3)] == [(2,), (2,), (1,)]
+    leaf = nb.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="^a view of a leaf Variable"):
+        leaf[0] = 2.0
+    with pytest.raises(RuntimeError, match="^a leaf Variable"):
+        leaf[[0]] = 2.0

@@ -88,12 +88,13 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if target._data.shape != expected:
         raise ValueError(f"nll_loss: expected target of shape {expected} for input of shape {tuple(shape)}, "
                          f"got {tuple(target.shape)}")
+    caller = ops._contiguous_data(target._data)  # saved, unread: an in-place change of the target is refused
     t = np.empty(target._data.size, np.int64)  # the graph's own copy: the backward indexes with it
-    bad = kernels.private_targets(target._data.reshape(-1), classes, int(ignore_index), t)
+    bad = kernels.private_targets(caller.reshape(-1), classes, int(ignore_index), t)
     if bad >= 0:
         raise IndexError(f"Target {t[bad]} is out of bounds (nll_loss over {classes} classes).")
     if recording.active is not None:
-        recording.active.private_targets(target, target._data, classes, int(ignore_index), t, "nll_loss")
+        recording.active.private_targets(target, caller, classes, int(ignore_index), t, "nll_loss")
     if weight is None:
         w = np.empty(0, x._data.dtype)
     else:
@@ -101,8 +102,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         w = np.ascontiguousarray(weight._data, x._data.dtype)
     inner = math.prod(shape[2:])
     out = np.empty(expected if code == 0 else (), x._data.dtype)
-    return ops._apply(ops.NLL_LOSS, (x,), (x._data,), (t, w, target._data, classes, inner, int(ignore_index), code),
-                      out)
+    return ops._apply(ops.NLL_LOSS, (x,), (x._data,), (t, w, caller, classes, inner, int(ignore_index), code), out)
 
 
 def _check_weight(op, weight, classes):
@@ -124,6 +124,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if (weight is None and not label_smoothing and x.ndim == 2 and x.dtype.kind == "f" and t.dtype == np.int64
             and t.shape == x.shape[:1]):  # one fused node
         n = x.shape[1]
+        t = ops._contiguous_data(t)  # saved, unread: an in-place change of the target is refused
         own = np.empty(t.size, np.int64)  # the graph's own copy: the backward indexes with it
         bad = kernels.private_targets(t, n, int(ignore_index), own)
         if bad >= 0:

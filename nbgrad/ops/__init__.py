@@ -37,6 +37,7 @@ from .core import (
     _broadcast_plan,
     _broadcast_shape,
     _check_ndim,
+    _contiguous_data,
     _give_back_row,
     _is_scalar,
     _not_a_tensor,

@@ -342,6 +342,7 @@ def _binary_broadcast(sa, sb, op):
 def _broadcast_input(data, plan, i, scratch):
     """Flat values of ``data`` (input ``i``) broadcast by ``plan``; with ``scratch`` into a
     per-thread buffer, for ops that read their inputs only during the call."""
+    data = _contiguous_data(data)
     if plan is None:
         return data
     if recording.active is not None:

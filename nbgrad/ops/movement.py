@@ -15,6 +15,7 @@ from ..autograd.registry import declare
 from ..compiler import recording
 from ..kernels import elementwise as ew
 from ..kernels import movement
+from ..kernels.tape import MAX_NDIM
 from .core import (
     _apply,
     _apply_broadcast,
@@ -149,6 +150,8 @@ def _view(input, make, node_name, op=None, geometry=None, multi=None):
     ``make`` when not given). ``multi``: (name, index) of an output of unbind/split/chunk."""
     data = input._data
     out = make(data)
+    if out.ndim > MAX_NDIM:
+        _check_ndim(out.ndim, node_name.replace("Backward0", "").lower())
     t = _wrap(out)
     view_of = getattr(input, "_view_of", None)
     base = input if view_of is None else view_of[0]
@@ -465,6 +468,8 @@ def chunk(input, chunks, dim=0):
     if not shape:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     d = _normalize_dim(dim, len(shape), "chunk")
+    if not shape[d]:  # PyTorch: as many empty pieces as asked for
+        return split(input, [0] * chunks, d)
     return split(input, -(-shape[d] // chunks), d)
 
 
@@ -717,16 +722,29 @@ def _private_copy(t):
     return copy
 
 
-def _check_writable(self, name):
+def _check_writable(self, name, repeats=False):
+    """Whether ``name`` may write ``self``'s memory: not read-only, and not an expanded tensor (one
+    location for several elements) unless ``repeats`` (fill_ and zero_ write one value)."""
     data = self._data
     if not data.flags.writeable:
         raise RuntimeError(f"{name}(): the tensor's memory is read-only (from_numpy of a non-writable array); "
                            "clone() it first")
-    if 0 in data.strides and builtins.any(n > 1 and s == 0 for n, s in zip(data.shape, data.strides)):
+    if not repeats and 0 in data.strides and builtins.any(n > 1 and s == 0 for n, s in zip(data.shape, data.strides)):
         raise RuntimeError(OVERLAPPING_IN_PLACE)
 
 
-def _in_place(self, name, compute, *operands):
+def _check_view_write(view_of):
+    """PyTorch's refusals of an in-place change of a view while gradients are recorded."""
+    base, multi, made_with_grad = view_of
+    if base._requires_grad and not made_with_grad:
+        raise RuntimeError(NO_GRAD_VIEW_IN_PLACE)
+    if base._requires_grad and type(base._node) is AccumulateGrad:
+        raise RuntimeError(VIEW_OF_LEAF_IN_PLACE)
+    if multi is not None:
+        raise RuntimeError(MULTI_VIEW_IN_PLACE.format(multi[1], multi[0]))
+
+
+def _in_place(self, name, compute, *operands, repeats=False, leaf_error=LEAF_IN_PLACE):
     """``self`` becomes ``compute(self, *operands)``, computed out of place by the op's kernels and
     written into self's storage (its base, views and NumPy arrays over it see the change); returns self.
 
@@ -734,11 +752,12 @@ def _in_place(self, name, compute, *operands):
     self's storage (its backward may need the old values); rows saved earlier from that storage
     are flagged by the version bump, so backward through them raises instead of using new values.
     On a view, the base's history is rewritten as PyTorch's: the base becomes the old base with
-    the view's elements replaced (``CopySlices``), and each view of it a read of that.
+    the view's elements replaced (``CopySlices``), and each view of it a read of that. ``repeats``:
+    the op writes one value (fill_, zero_), so an expanded tensor may take it.
     """
     if not isinstance(self, Tensor):
         raise TypeError(f"{name}(): expected a Tensor, got {type(self).__name__}")
-    _check_writable(self, name)
+    _check_writable(self, name, repeats)
     data = self._data
     view_of = getattr(self, "_view_of", None)
     base = view_of and view_of[0]
@@ -747,15 +766,12 @@ def _in_place(self, name, compute, *operands):
         or (base is not None and base._requires_grad))
     if recording:
         if self._requires_grad and type(self._node) is AccumulateGrad:
-            raise RuntimeError(LEAF_IN_PLACE)
+            raise RuntimeError(leaf_error)
         if base is not None:
-            _, multi, made_with_grad = view_of
-            if base._requires_grad and not made_with_grad:
-                raise RuntimeError(NO_GRAD_VIEW_IN_PLACE)
-            if base._requires_grad and type(base._node) is AccumulateGrad:
-                raise RuntimeError(VIEW_OF_LEAF_IN_PLACE)
-            if multi is not None:
-                raise RuntimeError(MULTI_VIEW_IN_PLACE.format(multi[1], multi[0]))
+            _check_view_write(view_of)
+            positions = _positions_in(base._data, data)
+            if not repeats and np.unique(positions).size < positions.size:  # a gradient would count them twice
+                raise RuntimeError(OVERLAPPING_IN_PLACE)
         self_ = _private_copy(self)
         operands = tuple(_private_copy(t) if isinstance(t, Tensor) and versions.shares_storage(t._data, data) else t
                          for t in operands)
@@ -777,7 +793,6 @@ def _in_place(self, name, compute, *operands):
             _set_node(self, result._node)
             _rebase(self, None)
         else:  # the base's elements under the view now come from the result
-            positions = _positions_in(base._data, data)
             _set_node(base, _apply(PUT, (base, result), (base._data, result._data), (positions.reshape(-1),),
                                    np.empty(base._data.shape, base._data.dtype))._node)
             _rebase(base, self)
@@ -848,11 +863,11 @@ def fill_(self, value):
     if isinstance(value, Tensor) and value._data.ndim:
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value._data.ndim} dimensions.")
-    return _in_place(self, "fill_", lambda x, y: _copy_into(x, y, "fill_", "FillBackward2"), value)
+    return _in_place(self, "fill_", lambda x, y: _copy_into(x, y, "fill_", "FillBackward2"), value, repeats=True)
 
 
 def zero_(self):
-    return _in_place(self, "zero_", lambda x: _copy_into(x, 0, "zero_", "ZeroBackward0"))
+    return _in_place(self, "zero_", lambda x: _copy_into(x, 0, "zero_", "ZeroBackward0"), repeats=True)
 
 
 def _setitem(self, index, value):
@@ -870,10 +885,19 @@ def _setitem(self, index, value):
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
                            f"indexing result of shape {list(region)}")
     plan = None if shape == region else _broadcast_plan(shape, region) + (positions.size,)
-    flat = np.ascontiguousarray(positions.reshape(-1), np.int64)
+    basic = not builtins.any(isinstance(p, np.ndarray) for p in parts)  # PyTorch's x[i].copy_(v): a view's rules
+    target, flat = self, positions.reshape(-1)
+    view_of = getattr(self, "_view_of", None)
+    if view_of is not None:  # the region written straight into the base: the view's other elements stay
+        _check_writable(self, "index_put_")  # (which matters where they overlap: unfold)
+        if _state.enabled and (view_of[0]._requires_grad or value._requires_grad):
+            _check_view_write(view_of)
+        target = view_of[0]
+        flat = _positions_in(target._data, self._data).reshape(-1)[flat]
+    flat = np.ascontiguousarray(flat, np.int64)
 
     def put(x, v):
         v = _to_dtype(v, dtypes.from_numpy_dtype(x._data.dtype))
         return _apply_broadcast(PUT, (x, v), (None, plan), (flat,), np.empty(x._data.shape, x._data.dtype))
 
-    _in_place(self, "index_put_", put, value)
+    _in_place(target, "index_put_", put, value, leaf_error=VIEW_OF_LEAF_IN_PLACE if basic else LEAF_IN_PLACE)
