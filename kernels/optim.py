@@ -9,6 +9,8 @@ and its step count; and one float64 row of hyper-parameters per parameter
 import math
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .jit import njit
 from .tape import FLAGS, GRAD_BUF, GRAD_DEFINED, ITEMSIZE, NUMEL, row_at, view
@@ -94,39 +96,85 @@ def _adagrad(p, g, state_sum, step, h):
 
 
 @njit
-def _update(kind, row, entry, h, dtype):
-    n = row[NUMEL]
-    p = view(entry[DATA], n, dtype)
-    g = view(row[GRAD_BUF], n, dtype)
-    s0 = view(entry[STATE0], n if entry[STATE0] else 0, dtype)
-    s1 = view(entry[STATE1], n if entry[STATE1] else 0, dtype)
-    s2 = view(entry[STATE2], n if entry[STATE2] else 0, dtype)
-    entry[STEP] += 1
-    if kind == SGD:
-        _sgd(p, g, s0, entry[STEP] == 1, h)
-    elif kind == ADAM:
-        _adam(p, g, s0, s1, entry[STEP], h)
-    elif kind == RMSPROP:
-        _rmsprop(p, g, s0, s1, s2, h)
-    else:
-        _adagrad(p, g, s0, entry[STEP], h)
+def _step(chunks, kind, table, hyper, dtype, itemsize):
+    """One update of every parameter of ``itemsize`` bytes (``dtype``) in ``table`` that has a
+    gradient; returns how many. ``kind`` is a constant of the entry below: only its kernel, and
+    only for this dtype, is compiled (a first step compiles what it runs, not every optimizer)."""
+    updated = 0
+    for k in range(table.shape[0]):
+        entry = table[k]
+        if entry[ROW] < 0:  # a parameter that has never had a .grad
+            entry[UPDATED] = 0
+            continue
+        row = row_at(chunks, entry[ROW])
+        if row[ITEMSIZE] != itemsize:
+            continue
+        entry[UPDATED] = 0
+        if not row[FLAGS] & GRAD_DEFINED:
+            continue
+        entry[UPDATED] = 1
+        updated += 1
+        n = row[NUMEL]
+        p = view(entry[DATA], n, dtype)
+        g = view(row[GRAD_BUF], n, dtype)
+        s0 = view(entry[STATE0], n if entry[STATE0] else 0, dtype)
+        s1 = view(entry[STATE1], n if entry[STATE1] else 0, dtype)
+        s2 = view(entry[STATE2], n if entry[STATE2] else 0, dtype)
+        entry[STEP] += 1
+        _update(kind, p, g, s0, s1, s2, entry[STEP], hyper[k])
+    return updated
+
+
+def _update(kind, p, g, s0, s1, s2, step, h):
+    """The update rule of optimizer ``kind``, chosen while compiling (see the overload below)."""
+
+
+@overload(_update)
+def _update_of_kind(kind, p, g, s0, s1, s2, step, h):
+    """``kind`` is a literal (each entry passes its constant): the rule is picked at compile time, so
+    the others are never compiled (Numba does not prune branches on a literal's value)."""
+    if not isinstance(kind, types.IntegerLiteral):
+        return None
+    return {
+        SGD: lambda kind, p, g, s0, s1, s2, step, h: _sgd(p, g, s0, step == 1, h),
+        ADAM: lambda kind, p, g, s0, s1, s2, step, h: _adam(p, g, s0, s1, step, h),
+        RMSPROP: lambda kind, p, g, s0, s1, s2, step, h: _rmsprop(p, g, s0, s1, s2, h),
+        ADAGRAD: lambda kind, p, g, s0, s1, s2, step, h: _adagrad(p, g, s0, step, h),
+    }[kind.literal_value]
+
+
+# The optimizer's step for its kind (STEPS[kind]), called once per dtype among its parameters.
+
+@njit
+def sgd_step(chunks, table, hyper, dtype, itemsize):
+    return _step(chunks, SGD, table, hyper, dtype, itemsize)
+
+
+@njit
+def adam_step(chunks, table, hyper, dtype, itemsize):
+    return _step(chunks, ADAM, table, hyper, dtype, itemsize)
+
+
+@njit
+def rmsprop_step(chunks, table, hyper, dtype, itemsize):
+    return _step(chunks, RMSPROP, table, hyper, dtype, itemsize)
+
+
+@njit
+def adagrad_step(chunks, table, hyper, dtype, itemsize):
+    return _step(chunks, ADAGRAD, table, hyper, dtype, itemsize)
+
+
+STEPS = (sgd_step, adam_step, rmsprop_step, adagrad_step)
 
 
 @njit
 def step(chunks, kind, table, hyper):
-    """One update of every parameter in ``table`` that has a gradient; returns how many."""
-    updated = 0
-    for k in range(table.shape[0]):
-        table[k, UPDATED] = 0
-        if table[k, ROW] < 0:  # a parameter that has never had a .grad
-            continue
-        row = row_at(chunks, table[k, ROW])
-        if not row[FLAGS] & GRAD_DEFINED:
-            continue
-        table[k, UPDATED] = 1
-        if row[ITEMSIZE] == 4:
-            _update(kind, row, table[k], hyper[k], np.float32)
-        else:
-            _update(kind, row, table[k], hyper[k], np.float64)
-        updated += 1
-    return updated
+    """Any kind, both dtypes: what a replayed program calls (its kind is a number it reads)."""
+    if kind == SGD:
+        return sgd_step(chunks, table, hyper, np.float32, 4) + sgd_step(chunks, table, hyper, np.float64, 8)
+    if kind == ADAM:
+        return adam_step(chunks, table, hyper, np.float32, 4) + adam_step(chunks, table, hyper, np.float64, 8)
+    if kind == RMSPROP:
+        return rmsprop_step(chunks, table, hyper, np.float32, 4) + rmsprop_step(chunks, table, hyper, np.float64, 8)
+    return adagrad_step(chunks, table, hyper, np.float32, 4) + adagrad_step(chunks, table, hyper, np.float64, 8)

@@ -156,6 +156,8 @@ class Optimizer:
                 raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {list(p.shape)} is a strided "
                                    f"view (strides {p.stride()}); optimize a contiguous tensor (contiguous(), clone())")
         self._int_table, self._table_key = table, self._key()
+        dtypes = {p._data.dtype: None for p in params}  # in order, once each
+        self._dtypes = tuple((dtype.type, dtype.itemsize) for dtype in dtypes)
         self._table_states = [self.state[p] for p in params]  # where the step counts go back
         self._steps_written = [s.get("step") for s in self._table_states]
         # every array the table points at, alive as long as the table is used (whatever else changes)
@@ -190,7 +192,10 @@ class Optimizer:
         """Update every parameter that has a gradient, in one compiled call; returns ``closure()``'s loss."""
         loss = closure() if closure is not None else None
         table, hyper = self._prepare_step()
-        updated = kernel.step(tape.chunk_addresses, self.kind, table, hyper)
+        step = kernel.STEPS[self.kind]
+        updated = 0
+        for dtype, itemsize in self._dtypes:  # a kernel per dtype: only those in use are compiled
+            updated += step(tape.chunk_addresses, table, hyper, dtype, itemsize)
         recorder = recording.active
         if recorder is not None:
             recorder.optimizer_step(self, table, hyper)
