@@ -67,13 +67,19 @@ def shadow(copy, source):
     saves it is refused once ``source``'s storage changes in place."""
     global _shadowed
     entry = _entry(source, True)[1]
-    shadows = entry[2]
-    if shadows is None:
-        shadows = entry[2] = []
+    if entry[2] is None:
+        entry[2] = []
         _shadowed = True
-    elif len(shadows) >= 16 and not len(shadows) & (len(shadows) - 1):  # at powers of two: drop the dead
-        shadows[:] = [ref for ref in shadows if ref() is not None]
-    shadows.append(weakref.ref(copy))
+    append_weak(entry[2], copy)
+
+
+def append_weak(refs, obj):
+    """Append a weak reference to ``obj`` to ``refs``, dropping the dead ones first whenever the list
+    reaches a power of two (from 16): amortised, and never more than twice the live ones."""
+    n = len(refs)
+    if n >= 16 and not n & (n - 1):
+        refs[:] = [ref for ref in refs if ref() is not None]
+    refs.append(weakref.ref(obj))
 
 
 def storages(arrays):

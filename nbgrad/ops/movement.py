@@ -3,7 +3,6 @@ kernels are in ``kernels/movement.py`` (the casts and the view's backward are ``
 """
 import builtins
 import math
-import weakref
 
 import numpy as np
 
@@ -160,9 +159,7 @@ def _view(input, make, node_name, op=None, geometry=None, multi=None):
     views = getattr(base, "_views", None)
     if views is None:
         views = base._views = []
-    elif len(views) >= 16 and not len(views) & (len(views) - 1):  # at powers of two: drop the dead
-        views[:] = [ref for ref in views if ref() is not None]
-    views.append(weakref.ref(t))
+    versions.append_weak(views, t)
     if enabled and input._requires_grad:
         if op is VIEW:
             geometry = _NO_GEOMETRY
