@@ -416,3 +416,15 @@ def test_view_edges():
         leaf[0] = 2.0
     with pytest.raises(RuntimeError, match="^a leaf Variable"):
         leaf[[0]] = 2.0
+
+
+def test_new_data_for_a_transposed_operand_refuses_its_product():
+    """The product reads a transposed operand through BLAS's flag: new .data for that view (another
+    layout) must not be read as if transposed."""
+    w = nb.randn(3, 4, dtype=nb.float64, requires_grad=True)
+    x = nb.randn(2, 4, dtype=nb.float64, requires_grad=True)
+    wt = w.t()
+    y = x @ wt
+    wt.data = nb.randn(4, 3, dtype=nb.float64)
+    with pytest.raises(RuntimeError, match="transposed view it saved"):
+        y.sum().backward()

@@ -99,6 +99,10 @@ def _follow_saved_inputs(old, new):
                            f"tensor a ({old.size}) must match the size of tensor b ({new.size})")
             continue
         kept = values[k]
+        if not kept.flags.c_contiguous:  # a product's transposed operand: the row reads it through a flag
+            tape.refuse(r, f"Function {op.grad_fn} cannot run: the transposed view it saved as {name!r} was "
+                           "given new .data; keep the view and change its base instead")
+            continue
         replacement = new if new.dtype == kept.dtype and new.flags.c_contiguous else \
             np.array(new, kept.dtype, order="C")  # the row reads a flat buffer of its own dtype
         if replacement is not new:  # a copy: remember it, to follow the next replacement

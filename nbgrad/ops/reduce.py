@@ -68,11 +68,13 @@ _SUM_NODES = (SUM.node_class, SUM_DIMS.node_class)
 def _sum_all(input, scale, node_class):
     """scale * the sum of all elements: of a transposed view, read in memory order (no copy)."""
     data = input._data
-    block = data if data.flags.c_contiguous else _dense_block(data)
-    if block is not None and block is not data and recording.active is not None:
+    if data.flags.c_contiguous:
+        return _apply(SUM, (input,), (data,), (scale,), np.empty((), data.dtype), node_class)
+    block = _dense_block(data)
+    if block is not None and recording.active is not None:
         recording.active.view(input, block, None)
     result = _apply(SUM, (input,), (data if block is None else block,), (scale,), np.empty((), data.dtype), node_class)
-    if block is not data and result._node is not None:
+    if result._node is not None:
         result._node._shapes = (data.shape,)
     return result
 
