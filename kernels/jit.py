@@ -29,10 +29,12 @@ import shutil
 import sys
 import threading
 import time
+import types as pytypes
 from pathlib import Path
 
 import numba
 import numba.core.event
+from numba.core import types
 from numba.core.caching import FunctionCache
 from numba.np.ufunc.parallel import _launch_threads
 
@@ -250,16 +252,66 @@ class _LockedFunctionCache(FunctionCache):
             super().save_overload(sig, data)
 
 
-def njit(fn=None, **options):
-    """``numba.njit`` with the project's options and cache folder."""
-    opts = dict(JIT, **options)
+def _plain(ty):
+    """The type a compiled caller's argument is compiled for: an int constant (a literal) or a
+    prange index (uint64) as int64, a bool constant as bool, so that one compile serves all."""
+    ty = types.unliteral(ty)
+    return types.int64 if ty == types.uint64 else ty
+
+
+def _one_compile_for_all_constants(dispatcher):
+    """Numba compiles a function called from compiled code once per constant argument value (and
+    per prange index type): make it compile for the plain types instead (the caller casts)."""
+    compile_for = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return compile_for(tuple(map(_plain, args)), {name: _plain(ty) for name, ty in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+
+
+THREADS = "_threads"  # the name suffix of a kernel's threaded twin
+
+
+def _threaded_twin(f):
+    """``f`` as a new function ``<name>_threads`` whose ``prange`` loops run in threads: its calls of
+    kernels that have a twin (those decorated before it) call their twin instead."""
+    module = f.__globals__
+    code = f.__code__
+    names = tuple(name + THREADS if name + THREADS in module else name for name in code.co_names)
+    twin = pytypes.FunctionType(code.replace(co_names=names, co_name=f.__name__ + THREADS), module,
+                                f.__name__ + THREADS, f.__defaults__, f.__closure__)
+    twin.__qualname__ = f.__qualname__ + THREADS  # Numba's cache names its files after it
+    twin.__doc__ = f.__doc__
+    return twin
+
+
+def njit(fn=None, literals=False, threads=False, **options):
+    """``numba.njit`` with the project's options and cache folder. Without ``literals``, a call
+    from compiled code compiles for int64 where it passes a constant (see above).
+
+    ``threads``: the function's ``prange`` loops run serially, and the module gets its threaded twin
+    ``<name>_threads`` too (also its ``.threads``), compiled with ``parallel=True`` when first called:
+    the parallel compile, slow, happens only once a tensor big enough for threads asks for it. The
+    op layer and the executor pick the twin from the sizes where its loops go parallel; both run
+    the same loops, so they give the same results."""
+    # no C wrapper: nbgrad never passes a function as a first-class value (it calls C entries,
+    # made by ``cfunc``, by address)
+    opts = dict(JIT, no_cfunc_wrapper=True, **options)
 
     def decorate(f):
         with _caching_into_our_folder():
             dispatcher = numba.njit(**opts)(f)
             if opts["cache"]:
                 dispatcher._cache = _LockedFunctionCache(dispatcher.py_func)
-            return dispatcher
+            if not literals:
+                _one_compile_for_all_constants(dispatcher)
+        if threads:
+            twin = _threaded_twin(f)
+            parallel = "prange" in f.__code__.co_names  # else it only calls twins
+            dispatcher.threads = njit(literals=literals, **dict(options, parallel=parallel))(twin)
+            f.__globals__[twin.__name__] = dispatcher.threads
+        return dispatcher
 
     return decorate if fn is None else decorate(fn)
 

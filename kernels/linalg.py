@@ -103,7 +103,7 @@ def _bias_rows(xs, b, add, start, stop, rows):
                 rows[r, j] = b[j]
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def _bias_pass(xs, b, add, m, n, threads_from, rows):
     if m * n < threads_from:
         _bias_rows(xs, b, add, 0, m, rows)
@@ -112,7 +112,7 @@ def _bias_pass(xs, b, add, m, n, threads_from, rows):
             _bias_rows(xs, b, add, block * m // BLOCKS, (block + 1) * m // BLOCKS, rows)
 
 
-@njit
+@njit(threads=True)
 def linear_fwd(x, w, b, m, k, n, gemm, threads_from, out):
     """out = x @ w^T + b: the bias is copied into each row, then one gemm accumulates onto it"""
     beta = 0.0
@@ -123,7 +123,7 @@ def linear_fwd(x, w, b, m, k, n, gemm, threads_from, out):
     _product(gemm, NO_TRANS, TRANS, m, n, k, x, 0, w, 0, beta, out, 0)
 
 
-@njit
+@njit(threads=True)
 def bias_add_fwd(x, b, m, n, threads_from, out):
     """out = x + b for x holding m rows of n and b of n (a bias added to each row): one pass,
     where a broadcast add would first copy b m times"""

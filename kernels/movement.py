@@ -181,7 +181,7 @@ def take_add(g, index, inner, gx):
             gx[i * inner + j] += g[source + j]
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def take_bwd(g, index, inner, gx):
     """gx[index[i], :] += g[i, :]; repeated indices accumulate. A big g (at least gx's size) is
     split in SCATTER_PARTS runs of indices, each scattered into its own zeroed copy of gx in

@@ -61,7 +61,7 @@ def _softmax_bwd_line(g, out, line, n, inner, take_log, gx):
         gx[i] += g[i] - math.exp(out[i]) * total if take_log else out[i] * (g[i] - total)
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def softmax_fwd(x, outer, n, inner, take_log, out):
     """softmax (or log_softmax, ``take_log``) of x seen as (outer, n, inner) over n; lines in
     parallel for a big x"""
@@ -73,7 +73,7 @@ def softmax_fwd(x, outer, n, inner, take_log, out):
         _softmax_line(x, line, n, inner, take_log, out)
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def softmax_bwd(g, out, outer, n, inner, take_log, gx):
     """the backward of softmax_fwd, from its output; lines in parallel for a big g"""
     if g.size < PARALLEL_MIN:
@@ -154,7 +154,7 @@ def _cross_entropy_row(x, target, r, n, ignore_index, prob, losses):
     losses[r] = 0.0 if t == ignore_index else shift - x[r * n + t]
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def cross_entropy_fwd(x, target, n, ignore_index, reduction, prob, out):
     """-log_softmax(x)[r, target[r]] for logits x of shape (rows, n), reduced ('mean': over the
     rows not ignored); the softmax goes to ``prob`` for the backward (ignored rows too: a NaN

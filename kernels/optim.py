@@ -95,7 +95,7 @@ def _adagrad(p, g, state_sum, step, h):
         p[i] -= clr * (d / (math.sqrt(s) + eps))
 
 
-@njit
+@njit(literals=True)  # kind: see _update
 def _step(chunks, kind, table, hyper, dtype, itemsize):
     """One update of every parameter of ``itemsize`` bytes (``dtype``) in ``table`` that has a
     gradient; returns how many. ``kind`` is a constant of the entry below: only its kernel, and

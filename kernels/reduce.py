@@ -13,7 +13,7 @@ def _sum(x, start, stop):
     return total
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def sum_all_fwd(x, scale, out):
     """out = scale * sum(x) (sum: scale 1, mean: scale 1/n); a big x is summed in chunks on
     all threads, the chunks' sums added in order"""
@@ -51,7 +51,7 @@ def _select_line(x, indices, line, n, inner, largest, out):
     indices[line] = at
 
 
-@njit(parallel=True)
+@njit(threads=True)
 def select_fwd(x, indices, outer, n, inner, largest, out):
     """out = max (``largest`` 1) or min (0) of x seen as (outer, n, inner) over n, ``indices``
     where it was found (the first one; a NaN wins, as PyTorch); lines in parallel for a big x"""

@@ -41,3 +41,22 @@ def test_big_and_small_kernels_agree():
     y.backward()
     np.testing.assert_allclose(y.item(), 0.5 * np.exp(values).sum(), rtol=1e-12)
     np.testing.assert_allclose(big.grad.numpy(), 0.5 * np.exp(values), rtol=1e-15)
+
+
+def test_a_kernel_and_its_threaded_twin_give_the_same_result():
+    from nbgrad.kernels import nn, reduce
+
+    values = np.random.default_rng(1).standard_normal(PARALLEL_MIN_LIGHT + 7).astype(np.float32)
+    serial, threaded = np.zeros(1, np.float32), np.zeros(1, np.float32)
+    reduce.sum_all_fwd(values, 0.5, serial)
+    reduce.sum_all_fwd_threads(values, 0.5, threaded)
+    assert serial[0] == threaded[0]
+    logits = values[:PARALLEL_MIN * 10].reshape(-1, 10)
+    target = np.arange(logits.shape[0]) % 10
+    results = []
+    for kernel in (nn.cross_entropy_fwd, nn.cross_entropy_fwd_threads):
+        prob, out = np.empty(logits.size, np.float32), np.empty(1, np.float32)
+        kernel(logits.reshape(-1), target, 10, -100, 1, prob, out)
+        results.append((prob, out))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1][0] == results[1][1][0]

@@ -370,3 +370,48 @@ def test_njit_functions_save_to_the_cache_under_its_lock(monkeypatch):
     assert isinstance(function._cache, jit._LockedFunctionCache)
     function._cache.save_overload("signature", None)
     assert held == [function._cache.cache_path] and saved == ["signature"]
+
+
+def _first_of(values, index):
+    return values[index]
+
+
+def test_a_call_from_compiled_code_compiles_once_for_any_constant_and_prange_index():
+    from numba import prange
+
+    callee = jit.njit(cache=False)(_first_of)
+
+    @jit.njit(cache=False)
+    def caller(values):
+        total = callee(values, 0) + callee(values, 1)
+        for i in prange(values.size):  # a uint64 index where parallel
+            total += callee(values, i)
+        return total
+
+    assert caller(np.arange(3.0)) == 4.0
+    assert [tuple(str(t) for t in sig) for sig in callee.signatures] == [("array(float64, 1d, C)", "int64")]
+
+
+SMALL_GRAPH = """
+import numpy as np
+import nbgrad as nb
+import nbgrad.nn.functional as F
+from nbgrad.kernels import linalg, movement, nn, reduce
+x = nb.randn(16, 8, requires_grad=True)
+w = nb.randn(4, 8, requires_grad=True)
+b = nb.zeros(4, requires_grad=True)
+y = F.linear(x, w, b)
+loss = F.cross_entropy(y, nb.tensor(np.arange(16) % 4)) + y.softmax(1).sum() + y.max() + (y + b).sum()
+loss += y[nb.tensor([0, 0, 1])].sum()
+loss.backward()
+twins = [linalg._bias_pass_threads, linalg.linear_fwd_threads, linalg.bias_add_fwd_threads, movement.take_bwd_threads,
+         nn.softmax_fwd_threads, nn.softmax_bwd_threads, nn.cross_entropy_fwd_threads, reduce.sum_all_fwd_threads,
+         reduce.select_fwd_threads]
+print(sum(len(twin.signatures) for twin in twins), *x.grad.shape)
+"""
+
+
+def test_a_small_graph_compiles_no_threaded_kernel(tmp_path):
+    done = run_python(SMALL_GRAPH, NBGRAD_CACHE_DIR=str(tmp_path), NBGRAD_QUIET="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "16", "8"]

@@ -160,8 +160,10 @@ def _arguments(fn, available, op):
     return args + [available["@out"]]
 
 
-def _call(fn, available, op):
-    return f"{_kernel_name(fn)}({', '.join(_arguments(fn, available, op))})"
+def _call(fn, available, op, parallel=False):
+    """A call of kernel ``fn``, or (``parallel``) of its threaded twin where it has one."""
+    twin = jit.THREADS if parallel and hasattr(getattr(fn, "kernel", fn), "threads") else ""
+    return f"{_kernel_name(fn)}{twin}({', '.join(_arguments(fn, available, op))})"
 
 
 # Elementwise kernels run on aligned slices of all their arrays, in parallel for big outputs.
@@ -203,7 +205,8 @@ def _int(value):
 
 def _forward_source(op, parallel=False):
     """``forward_<op>``: flatten the arrays, run the kernel, record the row at ``row_address`` (0: none);
-    ``forward_<op>_parallel`` runs an elementwise kernel in threads (the op layer picks it for big outputs)."""
+    ``forward_<op>_parallel`` runs an elementwise kernel, or a kernel's threaded twin, in threads (the op
+    layer picks it for big tensors)."""
     arrays = tuple(name for name, _ in op.arrays)
     params = arrays + op.floats + op.ints + op.shapes
     args = ", ".join(op.inputs + params + ("out",))
@@ -220,7 +223,7 @@ def _forward_source(op, parallel=False):
             sized = set(op.inputs + arrays + ("out",))
             lines.append("    " + _elementwise_call(op.fwd, available, op, sized, parallel))
         else:
-            lines.append("    " + _call(op.fwd, available, op))
+            lines.append("    " + _call(op.fwd, available, op, parallel))
     lines.append("    if row_address:")
     lines.append("        row = view(row_address, WIDTH, np.int64)")
     lines.append(f"        record(row, {_int(op.opcode)}, out, {recorded})")
@@ -304,7 +307,7 @@ def _backward_source(op, parallel=False):
         if op.elementwise:
             kernel = [_elementwise_call(bwd, available, op, elementwise_arrays, parallel)]
         else:
-            kernel = [_call(bwd, available, op)]
+            kernel = [_call(bwd, available, op, parallel)]
         call = [
             f"gx, fresh = input_grad_fresh(chunks, row, {i}, arena, {{dtype}})" if takes_fresh else
             f"gx = input_grad(chunks, row, {i}, arena, {{dtype}})",
@@ -347,10 +350,10 @@ def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_si
 
 
 def _backward_functions(op):
-    """``backward_<op>`` (and for an elementwise op ``backward_<op>_parallel``, for big gradients),
+    """``backward_<op>`` (and where it runs threads, ``backward_<op>_parallel``, for big gradients),
     and per dtype a C-callable entry to each that Python compiles on first use."""
     source = ""
-    for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.elementwise]:
+    for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.threaded[1]]:
         body = [line[4:] for line in _backward_source(op, parallel).split("\n")[1:]]  # the branch, one level out
         source += f"\n\n@njit\ndef backward_{name}(chunks, row, arena, g, dtype):\n" + "\n".join(body)
         entry = DEBUG_BACKWARD_ENTRY if jit.DEBUG else BACKWARD_ENTRY
@@ -373,7 +376,7 @@ def generate(ops, executor=True):
     modules = sorted({fn.py_func.__module__ for op in ops for fn in (op.fwd, *op.bwd) if fn is not None})
     imports = "".join(f"import {m} as {m.rsplit('.', 1)[-1]}\n" for m in modules)
     _chunked.clear()
-    forwards = "".join(_forward_source(op, parallel) for op in ops for parallel in (False, True)[:1 + op.elementwise])
+    forwards = "".join(_forward_source(op, parallel) for op in ops for parallel in (False, True)[:1 + op.threaded[0]])
     backwards = "".join(_backward_functions(op) for op in ops)
     tail = NOTHING + EXECUTOR if executor else ""
     return HEADER + PRELUDE + imports + "".join(_chunked.values()) + forwards + backwards + tail
@@ -439,7 +442,7 @@ class Backwards:
     ``table[TABLE_STRIDE * opcode + 2 * (dtype is float64) + (big)]`` is the
     address of a C function (the glue's ``backward_<op>[_parallel]_<dtype>``;
     big: from ``table[TABLE_STRIDE * opcode + PARALLEL_FROM]`` elements, where
-    elementwise ops run in threads), 0 until it is compiled. So the executor's
+    the ops with threaded kernels run them), 0 until it is compiled. So the executor's
     own compile does not grow with the op count, and a program compiles (or
     loads from the cache) only the backwards it runs.
     """
@@ -448,7 +451,7 @@ class Backwards:
         self.module = module
         self.modules = {}  # opcode -> the glue module of an op registered later
         self.names = {}
-        self.elementwise = set()
+        self.threaded = set()  # opcodes whose backward has a threaded variant
         self.table = np.zeros(0, np.int64)
         self.compiled = {}  # (module, function) names -> C function (kept alive: the table holds its address)
         for op in ops:
@@ -459,8 +462,8 @@ class Backwards:
         self.names[op.opcode] = op.name
         if module is not self.module:
             self.modules[op.opcode] = module
-        if op.elementwise:
-            self.elementwise.add(op.opcode)
+        if op.threaded[1]:
+            self.threaded.add(op.opcode)
         if self.table.size < TABLE_STRIDE * (op.opcode + 1):
             grown = np.zeros(TABLE_STRIDE * (op.opcode + 1), np.int64)
             grown[PARALLEL_FROM::TABLE_STRIDE] = np.iinfo(np.int64).max  # rows of no op: never big
@@ -480,9 +483,9 @@ class Backwards:
             return
         sizes = [index]
         if opcode in self.names:
-            parallel = "_parallel" if big and opcode in self.elementwise else ""
+            parallel = "_parallel" if big and opcode in self.threaded else ""
             name = f"backward_{self.names[opcode]}{parallel}_{'float32' if itemsize == 4 else 'float64'}"
-            if opcode not in self.elementwise:  # one backward for any size
+            if opcode not in self.threaded:  # one backward for any size
                 sizes = [index - big, index - big + 1]
         else:  # opcode 0, or a Python Function's row, which Python runs
             name = "backward_nothing"
@@ -557,12 +560,12 @@ def _replay_forward_source(op, parallel, dtype):
 
 
 def replay_source(ops):
-    """The source of the replay module: per op, dtype and (elementwise) threading, a step entry."""
+    """The source of the replay module: per op, dtype and (where it has threads) threading, a step entry."""
     names = sorted({f"forward_{op.name}{suffix}" for op in ops if op.fwd is not None
-                    for suffix in ("", "_parallel")[:1 + op.elementwise]})
+                    for suffix in ("", "_parallel")[:1 + op.threaded[0]]})
     imports = "".join(f"from nbgrad._generated_ops import {name}\n" for name in names)
     entries = "".join(_replay_forward_source(op, parallel, dtype) for op in ops if op.fwd is not None
-                      for parallel in (False, True)[:1 + op.elementwise] for dtype in BACKWARD_DTYPES)
+                      for parallel in (False, True)[:1 + op.threaded[0]] for dtype in BACKWARD_DTYPES)
     return HEADER + REPLAY_PRELUDE + imports + REPLAY_EXECUTE + entries
 
 

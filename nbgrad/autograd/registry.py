@@ -35,7 +35,10 @@ class Op:
     slices of all their arrays (in parallel, for big outputs: from
     ``jit.PARALLEL_MIN`` elements for the directions named in ``heavy``,
     ``"forward"`` and ``"backward"``, whose kernels compute a transcendental function
-    per element, else from ``jit.ELEMENTWISE_LIGHT_THREADS_FROM``); ``keeps_shapes``
+    per element, else from ``jit.ELEMENTWISE_LIGHT_THREADS_FROM``); other kernels with a
+    threaded twin (``jit.njit(threads=True)``) run it from those sizes of their first input or
+    output (``heavy``, else ``light_from`` or ``jit.PARALLEL_MIN_LIGHT``), sizes at or below those where the
+    twin's loops go parallel; ``keeps_shapes``
     ops note their inputs' shapes on the node, where neither the output's shape
     nor a saved input tells them (``create_graph`` reads them); a ``saves_number``
     op's row counts as saving something, so that a second backward through it
@@ -55,6 +58,7 @@ class Op:
     cross_dtype: bool = False
     elementwise: bool = False
     heavy: tuple = ()
+    light_from: int = 0  # when set, the size from which the directions not heavy run threads
     keeps_shapes: bool = False  # record the inputs' shapes on the node (create_graph needs them)
     saves_number: bool = False  # PyTorch saves its number operand: released by a backward like a saved tensor
     opcode: int = 0
@@ -63,13 +67,16 @@ class Op:
     same_shape: object = field(default=None, repr=False)  # a fast path the op layer may attach
     node_class: type = field(init=False, repr=False)
     parallel_from: tuple = field(init=False, repr=False)
+    threaded: tuple = field(init=False, repr=False)  # (forward, backward): whether each has a threaded variant
     pick_saved: object = field(init=False, repr=False)  # (*inputs, *params, out) -> what the row saved
 
     def __post_init__(self):
         self.node_class = node_class(self.grad_fn)
         # elements from which the forward and the backward run in threads
-        light = jit.ELEMENTWISE_LIGHT_THREADS_FROM if self.elementwise else jit.PARALLEL_MIN_LIGHT
+        light = self.light_from or (jit.ELEMENTWISE_LIGHT_THREADS_FROM if self.elementwise else jit.PARALLEL_MIN_LIGHT)
         self.parallel_from = tuple(jit.PARALLEL_MIN if way in self.heavy else light for way in ("forward", "backward"))
+        self.threaded = (self.elementwise or hasattr(self.fwd, "threads"),
+                         self.elementwise or any(hasattr(getattr(k, "kernel", k), "threads") for k in self.bwd))
         # positions in (*inputs, *params, out), params starting with the arrays
         arrays = self.inputs + tuple(name for name, _ in self.arrays)
         positions = [-1 if name == "out" else arrays.index(name) for name in self.saves]

@@ -126,7 +126,8 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             node._in1 = n1
             node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
-            forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
+            forward = op.forward if out.size < op.parallel_from[0] and arrays[0].size < op.parallel_from[0] else \
+                op.forward_parallel
             try:
                 forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             except BaseException:
@@ -140,7 +141,8 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             if recording.active is not None:
                 recording.active.forward(op, inputs, arrays, params, out, forward, r)
             return _wrap(out, node)
-    forward = op.forward if out.size < op.parallel_from[0] else op.forward_parallel
+    forward = op.forward if out.size < op.parallel_from[0] and arrays[0].size < op.parallel_from[0] else \
+        op.forward_parallel
     forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     if recording.active is not None:
         recording.active.forward(op, inputs, arrays, params, out, forward, -1)

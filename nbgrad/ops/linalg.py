@@ -22,13 +22,16 @@ from .movement import _expand, contiguous
 MATMUL = declare("matmul", "MmBackward0", linalg.matmul_fwd, (linalg.matmul_bwd_a, linalg.matmul_bwd_b),
                  inputs=("a", "b"), ints=("a_layout", "b_layout", "m", "k", "n", "gemm"), saves=("a", "b"))
 # threads_from: jit.ELEMENTWISE_LIGHT_THREADS_FROM, when the bias passes go to threads (an argument, so
-# that the compiled kernels do not depend on the BLAS the process chose).
+# that the compiled kernels do not depend on the BLAS the process chose; light_from: from there the op
+# layer picks the kernels' threaded twins).
 LINEAR = declare("linear", "AddmmBackward0", linalg.linear_fwd,
                  (linalg.linear_bwd_x, linalg.linear_bwd_w, linalg.linear_bwd_b), inputs=("x", "w", "b"),
-                 ints=("m", "k", "n", "gemm", "threads_from"), saves=("x", "w"))
+                 ints=("m", "k", "n", "gemm", "threads_from"), saves=("x", "w"),
+                 light_from=jit.ELEMENTWISE_LIGHT_THREADS_FROM)
 # x + b where b matches x's trailing dimensions (``x @ w + b``): AddBackward0 as PyTorch, in one pass.
 BIAS_ADD = declare("bias_add", "AddBackward0", linalg.bias_add_fwd, (ew.identity_bwd, linalg.linear_bwd_b),
-                   inputs=("x", "b"), ints=("m", "n", "threads_from"), keeps_shapes=True)
+                   inputs=("x", "b"), ints=("m", "n", "threads_from"), keeps_shapes=True,
+                   light_from=jit.ELEMENTWISE_LIGHT_THREADS_FROM)
 
 
 # --- matrix products ----------------------------------------------------------

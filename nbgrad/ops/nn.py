@@ -13,9 +13,9 @@ from .reduce import _middle
 # --- declarations -----------------------------------------------------------
 
 SOFTMAX = declare("softmax", "SoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
-                  ints=("outer", "n", "inner", "take_log"), saves=("out",))
+                  ints=("outer", "n", "inner", "take_log"), saves=("out",), heavy=("forward", "backward"))
 LOG_SOFTMAX = declare("log_softmax", "LogSoftmaxBackward0", nn.softmax_fwd, (nn.softmax_bwd,),
-                      ints=("outer", "n", "inner", "take_log"), saves=("out",))
+                      ints=("outer", "n", "inner", "take_log"), saves=("out",), heavy=("forward", "backward"))
 # nll_loss and cross_entropy index with a copy of the caller's target; they also save the caller's
 # own, unread, so that an in-place change to it is refused as PyTorch refuses it.
 NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
@@ -28,7 +28,8 @@ NLL_LOSS = declare("nll_loss", "NllLossBackward0", nn.nll_fwd, (nn.nll_bwd,),
 # in place afterwards, as PyTorch allows): create_graph works from the softmax.
 CROSS_ENTROPY = declare("cross_entropy", "NllLossBackward0", nn.cross_entropy_fwd, (nn.cross_entropy_bwd,),
                         arrays=(("target", "int64"), ("prob", None), ("caller_target", "int64")),
-                        ints=("n", "ignore_index", "reduction"), saves=("target", "prob", "caller_target"))
+                        ints=("n", "ignore_index", "reduction"), saves=("target", "prob", "caller_target"),
+                        heavy=("forward",))
 MSE_LOSS = declare("mse_loss", "MseLossBackward0", nn.mse_fwd, (nn.mse_bwd, Swapped(nn.mse_bwd)), inputs=("a", "b"),
                    ints=("reduction",), saves=("a", "b"))
 

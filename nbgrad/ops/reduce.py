@@ -207,7 +207,8 @@ def _select(input, dim, keepdim, largest, name, record=True):
     out = np.empty(kept, data.dtype)
     params = (indices, caller, outer, n, inner, int(largest))
     if not record:
-        SELECT.forward(data.reshape(-1), *params, out, 0, -1)
+        forward = SELECT.forward if data.size < SELECT.parallel_from[0] else SELECT.forward_parallel
+        forward(data.reshape(-1), *params, out, 0, -1)
         return out, indices
     suffix = "Backward1" if dim is None else "Backward0"
     values = _apply(SELECT, (input,), (data,), params, out, node_class(name.capitalize() + suffix))
