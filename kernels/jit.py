@@ -246,10 +246,24 @@ class _LockedFunctionCache(FunctionCache):
     started together on an empty cache) can pick the same name, and the index then points one
     signature at the other's machine code."""
 
+    def load_overload(self, sig, target_context):
+        if before_cache_load is not None:
+            before_cache_load(self._py_func)
+        return super().load_overload(sig, target_context)
+
     def save_overload(self, sig, data):
         os.makedirs(self.cache_path, exist_ok=True)
-        with _locked(self.cache_path):
-            super().save_overload(sig, data)
+        try:
+            with _locked(self.cache_path):
+                super().save_overload(sig, data)
+        finally:
+            if after_cache_save is not None:
+                after_cache_save(self._py_func)
+
+
+# Hooks of nbgrad._compile_ahead, which compiles in a second process on a first run: called with the
+# Python function before this process looks for it in the cache, and after it saved it there.
+before_cache_load = after_cache_save = None
 
 
 def _plain(ty):
@@ -346,8 +360,8 @@ def cfunc(signature, **options):
 class CompileNotice(numba.core.event.Listener):
     """Says on stderr when a first use compiles for more than ``after`` seconds, once per burst of
     compiles, and how long the burst took (it ends when nothing has compiled for ``quiet`` seconds,
-    or at exit). Numba reports only real compiles, not loads from the cache. ``NBGRAD_QUIET=1``
-    silences it."""
+    or at exit). Numba reports only real compiles, not loads from the cache; waits for a function
+    that a helper process compiles count as compiling (``WAIT_EVENT``). ``NBGRAD_QUIET=1`` silences it."""
 
     def __init__(self, after=1.0, quiet=0.5, out=None):
         self.after, self.quiet, self.out = after, quiet, out
@@ -403,3 +417,5 @@ class CompileNotice(numba.core.event.Listener):
 
 COMPILE_NOTICE = CompileNotice()
 numba.core.event.register("numba:compile", COMPILE_NOTICE)
+WAIT_EVENT = "nbgrad:compile-wait"  # a wait for a function that another process compiles (nbgrad._compile_ahead)
+numba.core.event.register(WAIT_EVENT, COMPILE_NOTICE)

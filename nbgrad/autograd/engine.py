@@ -14,6 +14,7 @@ import weakref
 
 import numpy as np
 
+from .. import _compile_ahead
 from ..compiler import recording
 from ..kernels import executor
 from ..kernels import tape as layout
@@ -53,10 +54,12 @@ def _execute(chunks, root, seed, retain_graph, accumulate, resume, order, count,
             executor_calls += 1
             return result + (epoch,)
         order, count, arena = result[1], result[2], result[3]
+        needed = {}
         for r in order[:count].tolist():
             row = tape.row(r)
             if not row[layout.FLAGS] & layout.LEAF:
-                backwards.compile(int(row[layout.OP]), int(row[layout.ITEMSIZE]), int(row[layout.NUMEL]))
+                needed[int(row[layout.OP]), int(row[layout.ITEMSIZE]), int(row[layout.NUMEL])] = None
+        _compile_ahead.compile_backwards(backwards, list(needed))
 
 
 def _seed(tensor, gradient, i=0):

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
+from .. import _compile_ahead, dtypes
 from .._tensor import Tensor
 from ..autograd import grad_mode, versions
 from ..autograd.node import node_class
@@ -175,6 +175,7 @@ from .nn import CROSS_ENTROPY, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, SOFTMAX, log_sof
 from .reduce import SELECT, SUM, SUM_DIMS, argmax, argmin, max, mean, min, norm, std, sum, var
 
 GENERATED = build()
+_compile_ahead.install(GENERATED)
 
 
 # --- Tensor methods ---------------------------------------------------------

@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 
+from .. import _compile_ahead
 from .._tensor import Tensor, _wrap
 from ..autograd import tape, versions
 from ..autograd.node import AccumulateGrad
@@ -50,6 +51,9 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         for group in groups if isinstance(groups[0], dict) else [{"params": groups}]:
             self.add_param_group(group)
+        if self.kind is not None:  # on a first run, a helper process compiles the step meanwhile
+            for dtype in {p._data.dtype.name for group in self.param_groups for p in group["params"]}:
+                _compile_ahead.ask(f"optimizer {self.kind} {dtype}")
 
     def add_param_group(self, group):
         group = dict(group)
