@@ -214,6 +214,27 @@ def compile_backwards(backwards, needed):
             backwards.compile(*job)  # from the cache, where the helper put it
 
 
+def compile_graph_backwards(backwards, root):
+    """Before the first backward of a first run, whose executor the helper may still be compiling:
+    compile the op backwards of the graph from tape row ``root`` meanwhile, sharing them with the
+    helper (the executor would ask for them once it runs)."""
+    if _helper is None or _helper.process is None:
+        return
+    from .autograd import tape
+    from .kernels.tape import FLAGS, IN, ITEMSIZE, LEAF, MAX_INPUTS, NUMEL, OP
+
+    seen, rows, needed = set(), [root], {}
+    while rows:
+        r = rows.pop()
+        row = tape.row(r)
+        if r in seen or row[FLAGS] & LEAF:
+            continue
+        seen.add(r)
+        needed[int(row[OP]), int(row[ITEMSIZE]), int(row[NUMEL])] = None
+        rows += [int(j) for j in row[IN:IN + MAX_INPUTS] if j >= 0]
+    compile_backwards(backwards, list(needed))
+
+
 # -- the helper's side ---------------------------------------------------------------------------
 
 class _Reporter(numba.core.event.Listener):

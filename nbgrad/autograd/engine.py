@@ -46,6 +46,8 @@ def _execute(chunks, root, seed, retain_graph, accumulate, resume, order, count,
 
         _generated = ops.GENERATED
     backwards = _generated.backwards
+    if executor_calls == 0:  # the process's first backward: on a first run, compile while the helper does
+        _compile_ahead.compile_graph_backwards(backwards, root)
     while True:
         epoch = next(_epochs) if resume < 0 else 0  # a fresh plan needs a fresh mark
         result = _generated.execute(chunks, root, seed, epoch, retain_graph, accumulate, resume, order, count,
