@@ -3,8 +3,10 @@
 On an empty cache (the backward executor not in it yet) the first compile starts a
 helper process (``python -m nbgrad._compile_ahead``) that compiles into the same
 cache what this process will need later, while this one compiles what it needs
-now: the executor during the first forward, each optimizer's step once it is
-made, and half the op backwards that the first backward needs. Before compiling
+now: the executor during the first forward, and each optimizer's step once it
+is made. The op backwards that a backward needs are shared: each process takes
+the next one when it is free (the first backward starts on them while the
+helper may still be compiling the executor). Before compiling
 a function, this process waits for the helper if the helper is compiling it,
 then loads it from the cache, so nothing is compiled twice on purpose. Nothing
 changes but where things compile; if the helper fails or dies, this process
