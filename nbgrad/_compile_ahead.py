@@ -13,11 +13,13 @@ changes but where things compile; if the helper fails or dies, this process
 compiles alone.
 
 Only with the cache on, on a machine with several cores, and not in a process
-started by mpiexec (its ranks fill one cache already). ``NBGRAD_COMPILE_AHEAD=0``
+started by mpiexec (its ranks fill one cache already). The helper leaves when
+the program ends or after ``IDLE_S`` without a job. ``NBGRAD_COMPILE_AHEAD=0``
 turns it off.
 """
 import collections
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -28,6 +30,7 @@ from .kernels import jit
 
 ENABLED = os.environ.get("NBGRAD_COMPILE_AHEAD", "1") not in ("", "0")
 WAIT_S = 60  # the most this process waits for one function of the helper's
+IDLE_S = 30  # the helper leaves after this long without a job
 WAIT_EVENT = jit.WAIT_EVENT  # the compile notice counts the waits as compiling
 _MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 
@@ -287,15 +290,31 @@ def _run(line):
         optim.STEPS[kind](tape.chunk_addresses, table, hyper, dtype, np.dtype(dtype).itemsize)
 
 
+def _lines(idle):
+    """The lines of stdin until it closes or nothing comes for ``idle`` seconds (read unbuffered:
+    a line already read must not wait behind ``select``)."""
+    fd, pending = sys.stdin.fileno(), b""
+    while True:
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode().strip()
+        if not select.select([fd], [], [], idle)[0]:
+            return
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        pending += chunk
+
+
 def serve():
-    """Run the jobs read from stdin, one per line, until it closes."""
+    """Run the jobs read from stdin, one per line, until it closes, its program ends, or no job
+    came for ``IDLE_S`` (the program then compiles alone)."""
     reporter = _Reporter()
     numba.core.event.register("numba:compile", reporter)
     numba.core.event.register("nbgrad:cfunc", reporter)
     jit.after_cache_save = lambda function: reporter.say("done", function)
     parent = os.getppid()
-    for line in sys.stdin:
-        line = line.strip()
+    for line in _lines(IDLE_S):
         if os.getppid() != parent:  # it ended: leave the jobs it asked for
             return
         try:

@@ -458,3 +458,16 @@ def test_a_first_run_compiles_ahead_in_a_helper_process_with_the_same_results(tm
     assert run("helped", "plain")[0] == "False"  # the executor is in the cache now: no helper
     killed = run("killed", "kill")  # this process compiles alone what the helper did not
     assert killed[0] == "True" and killed[2:] == alone[2:]
+
+
+def test_the_helper_reads_every_line_sent_at_once_then_leaves_when_idle_or_closed(monkeypatch):
+    from nbgrad import _compile_ahead
+
+    read, write = os.pipe()
+    os.write(write, b"execute\noptimizer 1 float32\n")  # two lines in one read
+    with os.fdopen(read) as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        assert list(_compile_ahead._lines(0.2)) == ["execute", "optimizer 1 float32"]  # then idle: it ends
+        os.write(write, b"backward relu 4 0\n")
+        os.close(write)
+        assert list(_compile_ahead._lines(60)) == ["backward relu 4 0"]  # then closed: it ends at once
