@@ -32,7 +32,7 @@ ENABLED = os.environ.get("NBGRAD_COMPILE_AHEAD", "1") not in ("", "0")
 WAIT_S = 60  # the most this process waits for one function of the helper's
 IDLE_S = 30  # the helper leaves after this long without a job
 WAIT_EVENT = jit.WAIT_EVENT  # the compile notice counts the waits as compiling
-_MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+_MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
 
 
 def _key(function):
@@ -45,7 +45,6 @@ class Helper(numba.core.event.Listener):
 
     def __init__(self, glue):
         self.glue = glue
-        self.pid = os.getpid()
         self.changed = threading.Condition()
         self.process = None
         self.decided = False
@@ -60,8 +59,10 @@ class Helper(numba.core.event.Listener):
     def ask(self, line):
         """Queue one job for the helper (once): ``execute``, ``backward OP ITEMSIZE BIG`` or
         ``optimizer KIND NUMPY_DTYPE``."""
+        if self.decided and self.process is None:
+            return
         with self.changed:
-            if line in self.asked or (self.decided and self.process is None) or os.getpid() != self.pid:
+            if line in self.asked or (self.decided and self.process is None):
                 return
             self.asked.add(line)
             if self.process is None:
@@ -90,26 +91,29 @@ class Helper(numba.core.event.Listener):
             if self.decided:
                 return
             self.decided = True
-            cache = getattr(self.glue.execute, "_cache", None)
-            index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
-            if (not ENABLED or not jit.CACHE or (os.cpu_count() or 1) < 2 or index is None
-                    or os.path.exists(index) or any(v in os.environ for v in _MPI_RANK_VARIABLES)):
+            if not _wanted(self.glue):
                 return
-            try:
+            package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            try:  # from nbgrad's folder, which goes first on its path: it imports this very nbgrad
                 self.process = subprocess.Popen(
                     [sys.executable, "-m", "nbgrad._compile_ahead"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL, text=True, bufsize=1,
-                    env=dict(os.environ, NBGRAD_QUIET="1", NBGRAD_COMPILE_AHEAD="0"))
-            except OSError:
+                    stderr=subprocess.DEVNULL, text=True, bufsize=1, cwd=package,
+                    env=dict(os.environ, NBGRAD_QUIET="1", NBGRAD_COMPILE_AHEAD="0",
+                             NBGRAD_CACHE_DIR=str(jit.cache_root())))
+            except (OSError, ValueError, TypeError):
                 return
             threading.Thread(target=self._read, args=(self.process,), name="nbgrad-compile-ahead", daemon=True).start()
             waiting, self.waiting = ["execute"] + self.waiting, []
+            self.asked.add("execute")
         for line in waiting:
             self._send(line)
 
     def _read(self, process):
         for line in process.stdout:
             kind, _, key = line.rstrip("\n").partition(" ")
+            if kind == "key" and key != jit.SOURCES_KEY:  # another version of the kernels: of no use here
+                process.kill()
+                break
             with self.changed:
                 if kind == "start":
                     self.compiling.add(key)
@@ -124,12 +128,24 @@ class Helper(numba.core.event.Listener):
             if kind in ("finished", "failed"):
                 self._feed()
         self._gone()
+        try:  # it closes its end when it exits
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdin, process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
     def share(self, jobs):
         """Share ``jobs`` (lines) with the helper: this process takes them from the front
         (``take``), the helper from the back whenever it is idle. Returns False if there is no helper."""
+        if self.process is None:
+            return False
         with self.changed:
-            if self.process is None or os.getpid() != self.pid:  # none, or a forked child's
+            if self.process is None:
                 return False
             self.shared = collections.deque(jobs)
         self._feed()
@@ -150,26 +166,55 @@ class Helper(numba.core.event.Listener):
 
     def wait_job(self, line):
         """Wait until the helper has done job ``line`` (if it has it, and is alive)."""
-        if os.getpid() != self.pid:
-            return
         with self.changed, numba.core.event.trigger_event(WAIT_EVENT):
-            self.changed.wait_for(lambda: self.process is None or line not in self.asked or line in self.finished,
-                                  timeout=WAIT_S)
+            if not self.changed.wait_for(lambda: self.process is None or line not in self.asked
+                                         or line in self.finished, timeout=WAIT_S):
+                self._abandon()
 
     def _gone(self):
         with self.changed:
             self.process = None
             self.compiling.clear()
+            self.shared.clear()
             self.changed.notify_all()
+
+    def _abandon(self):
+        """A wait ran out: the helper is stuck, or far too slow to wait for again."""
+        process = self.process
+        self._gone()
+        if process is not None:
+            process.kill()
+
+    def forget_after_fork(self):
+        """In a forked child: no helper (the parent's is the parent's; its reader thread and
+        maybe its lock did not come along)."""
+        self.changed = threading.Condition()
+        self.decided, self.process = True, None
+        self.compiling, self.shared = set(), collections.deque()
 
     def wait_for(self, function):
         """Called before this process looks for ``function`` in the cache: if the helper is compiling
         it, wait until it is saved there."""
-        if not self.compiling or os.getpid() != self.pid:  # nothing, or a forked child (no reader there)
+        if not self.compiling:
             return
         key = _key(function)
         with self.changed, numba.core.event.trigger_event(WAIT_EVENT):
-            self.changed.wait_for(lambda: key not in self.compiling, timeout=WAIT_S)
+            if not self.changed.wait_for(lambda: key not in self.compiling, timeout=WAIT_S):
+                self._abandon()
+
+
+def _wanted(glue):
+    """Whether a helper may help this process: a first run (the executor not in the cache), the
+    cache on, several cores for it, and no sibling processes that compile the same (a rank of an MPI
+    or Slurm job, a worker of a multiprocessing pool)."""
+    import multiprocessing
+
+    cache = getattr(glue.execute, "_cache", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ranks = any(name in os.environ for name in _MPI_RANK_VARIABLES) or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    return bool(ENABLED and jit.CACHE and cores >= 2 and index is not None and not os.path.exists(index) and not ranks
+                and multiprocessing.parent_process() is None and sys.executable and not getattr(sys, "frozen", False))
 
 
 _helper = None
@@ -182,6 +227,8 @@ def install(glue):
     _helper = Helper(glue)
     numba.core.event.register("numba:compile", _helper)
     jit.before_cache_load = _helper.wait_for
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_helper.forget_after_fork)
 
 
 def ask(line):
@@ -313,6 +360,7 @@ def serve():
     numba.core.event.register("numba:compile", reporter)
     numba.core.event.register("nbgrad:cfunc", reporter)
     jit.after_cache_save = lambda function: reporter.say("done", function)
+    print("key", jit.SOURCES_KEY, flush=True)  # the program checks that both compile the same kernels
     parent = os.getppid()
     for line in _lines(IDLE_S):
         if os.getppid() != parent:  # it ended: leave the jobs it asked for

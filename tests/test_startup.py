@@ -471,3 +471,30 @@ def test_the_helper_reads_every_line_sent_at_once_then_leaves_when_idle_or_close
         os.write(write, b"backward relu 4 0\n")
         os.close(write)
         assert list(_compile_ahead._lines(60)) == ["backward relu 4 0"]  # then closed: it ends at once
+
+
+FORKED = """
+import os
+import numpy as np
+import nbgrad as nb
+from nbgrad import _compile_ahead
+x = nb.randn(4, 3, requires_grad=True)
+y = (x * 2).tanh()
+started = _compile_ahead._helper.process is not None
+pid = os.fork()
+if pid == 0:  # the child has no helper: it compiles alone, and must not hang
+    code = 0 if _compile_ahead._helper.process is None else 3
+    nb.optim.SGD([x], lr=0.1)
+    y.sum().backward()
+    os._exit(code if x.grad is not None else 4)
+_, status = os.waitpid(pid, 0)
+y.sum().backward()
+print(started, os.waitstatus_to_exitcode(status), round(float(x.grad.sum()), 4) != 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or (os.cpu_count() or 1) < 2, reason="fork, and several cores")
+def test_a_process_forked_while_the_helper_runs_compiles_alone(tmp_path):
+    done = run_python(FORKED, NBGRAD_CACHE_DIR=str(tmp_path), NBGRAD_QUIET="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0", "True"]
