@@ -71,15 +71,14 @@ def _in_place(s):
     return y
 
 
+def _scatter(s):
+    """x added into zeros at an offset and strides: the op of a strided read's gradient."""
+    return nb.ops.strided_scatter(s.x, 0, s.shape, (s.shape[1], 1), s.x.numel())
+
+
 def _strided_read(s):
     """The op behind a view's gradient with create_graph (a view itself records no kernel)."""
-    scattered = nb.ops.strided_scatter(s.x, 0, s.shape, (s.shape[1], 1), s.x.numel())
-    return nb.autograd.grad(scattered.sum(), s.x, create_graph=True)[0]
-
-
-def _scatters(s):
-    offset_read = nb.ops.strided_scatter(s.x, 0, s.shape, (s.shape[1], 1), s.x.numel())
-    return offset_read, nb.ops.index_add(s.x, s.rows, s.shape[1], s.x.numel())
+    return nb.autograd.grad(_scatter(s).sum(), s.x, create_graph=True)[0]
 
 
 # Per op: the expressions that run it, each ending in a tensor whose sum is backpropagated. They
@@ -93,8 +92,8 @@ OP_WORKLOADS = {
     "strided": lambda s: (s.x.T.contiguous(), s.x[::2], s.x[:1].expand(s.shape).contiguous(),
                           s.x.unsqueeze(0).permute(0, 2, 1).contiguous(), _strided_read(s)),
     "take": lambda s: (s.x[s.rows], s.x[s.x > 0]),
-    "strided_scatter": lambda s: _scatters(s)[:1],
-    "index_add": lambda s: _scatters(s)[1:],
+    "strided_scatter": lambda s: (_scatter(s),),
+    "index_add": lambda s: (nb.ops.index_add(s.x, s.rows, s.shape[1], s.x.numel()),),
     "cat": lambda s: (nb.cat([s.x, s.y]), nb.stack([s.x, s.y, s.x])),
     "matmul": lambda s: (s.x @ s.w, s.x @ s.w[:, 0], s.x.unsqueeze(0) @ s.w),
     "linear": lambda s: (F.linear(s.x, s.w, s.b),),

@@ -101,6 +101,8 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
     if not (arrays[0].flags.c_contiguous and (count < 2 or inputs[1] is None or arrays[1].flags.c_contiguous)
             and (count < 3 or inputs[2] is None or arrays[2].flags.c_contiguous)):
         arrays = tuple(_contiguous_data(a) if k < count and inputs[k] is not None else a for k, a in enumerate(arrays))
+    threads_from = op.parallel_from[0]  # threads for a big output or first input (a reduction's)
+    forward = op.forward if out.size < threads_from and arrays[0].size < threads_from else op.forward_parallel
     if _state.enabled:
         n0 = n1 = n2 = None
         t = inputs[0]
@@ -126,8 +128,6 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             node._in1 = n1
             node._in2 = n2
             rows = (-1 if n0 is None else n0._row, -1 if n1 is None else n1._row, -1 if n2 is None else n2._row)
-            forward = op.forward if out.size < op.parallel_from[0] and arrays[0].size < op.parallel_from[0] else \
-                op.forward_parallel
             try:
                 forward(*arrays, *params, out, _row_addresses[r], *rows[:len(arrays)])
             except BaseException:
@@ -141,8 +141,6 @@ def _apply(op, inputs, arrays, params, out, node_class=None):
             if recording.active is not None:
                 recording.active.forward(op, inputs, arrays, params, out, forward, r)
             return _wrap(out, node)
-    forward = op.forward if out.size < op.parallel_from[0] and arrays[0].size < op.parallel_from[0] else \
-        op.forward_parallel
     forward(*arrays, *params, out, 0, *_NO_ROWS[len(arrays)])
     if recording.active is not None:
         recording.active.forward(op, inputs, arrays, params, out, forward, -1)
