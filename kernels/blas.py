@@ -176,8 +176,10 @@ class Blas:
     """The BLAS in use: its name, library and version, and the tables the kernels read (kept alive
     here for the life of the process)."""
 
-    def __init__(self, name, library, version, gemms, set_threads=0, serial_up_to=0, skinny=0, threads=None):
+    def __init__(self, name, library, version, gemms, set_threads=0, serial_up_to=0, skinny=0, threads=None,
+                 kernels=""):
         self.name, self.library, self.version, self._threads = name, library, version, threads
+        self.kernels = kernels  # OpenBLAS's kernel set for this CPU ("core"), e.g. SkylakeX
         self.tables = {}
         for dtype, address in zip((np.dtype(np.float32), np.dtype(np.float64)), gemms):
             table = np.zeros(TABLE_SIZE, np.int64)
@@ -230,13 +232,28 @@ def _openblas():
             library = ctypes.CDLL(path)
             config = _function(library, "scipy_openblas_get_config64_", ctypes.c_char_p)().decode()
             threads = _function(library, "scipy_openblas_get_num_threads64_")
+            core = _function(library, "scipy_openblas_get_corename64_", ctypes.c_char_p)().decode()
             set_local = getattr(library, "openblas_set_num_threads_local", None)  # OpenBLAS 0.3.27 and later
             return Blas("openblas", path, config, (_address(library.scipy_cblas_sgemm64_),
                         _address(library.scipy_cblas_dgemm64_)), _address(set_local) if set_local else 0,
-                        SERIAL_UP_TO_OPENBLAS, SKINNY_OPENBLAS, threads)
+                        SERIAL_UP_TO_OPENBLAS, SKINNY_OPENBLAS, threads, core)
         except (OSError, AttributeError):
             continue
     return None
+
+
+# OpenBLAS's kernel sets for CPUs with AVX-512. OPENBLAS_CORETYPE=Haswell on such a CPU (an AMD Zen 5)
+# ran its 512^3 float32 product in 1.15 ms against 0.62 ms on the SkylakeX set OpenBLAS picks itself.
+AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def cpu_has_avx512():
+    """Whether the CPU and the OS run AVX-512 (the Skylake-X set, which OpenBLAS's kernels need)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512_SKX"))
 
 
 def _scipy():

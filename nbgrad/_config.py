@@ -17,6 +17,8 @@ def show_config():
     used = ops.BLAS
     table = used.tables[numpy.dtype(numpy.float32)]
     why = f"NBGRAD_BLAS={os.environ['NBGRAD_BLAS']}" if os.environ.get("NBGRAD_BLAS") else "the default choice"
+    if not os.environ.get("NBGRAD_BLAS") and used.name != "mkl" and jit.mkl_library():
+        why += f" on this {jit.cpu_vendor() or 'non-Intel'} CPU: MKL is installed, but it runs AVX2 code at best there"
     if table[blas.SET_THREADS] and table[blas.SKINNY]:
         threads = (f"{used.threads()}; 1 up to {table[blas.SERIAL_UP_TO]:,} multiply-adds (the BLAS's own rule) "
                    f"and for a product summing over at most {table[blas.SKINNY]} terms")
@@ -33,9 +35,23 @@ def show_config():
         f"BLAS: {used.name} ({why}; NBGRAD_BLAS=mkl|openblas|scipy chooses)",
         f"  version: {used.version}",
         f"  library: {used.library}",
+        *([f"  kernels: {_kernels(used)}"] if used.kernels else []),
         f"  threads: {threads}",
         f"Numba threads: layer {layer}, {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS}",
         f"Compile cache: {'on' if jit.CACHE else 'off (NBGRAD_CACHE=0)'}, {jit.cache_root()}",
         f"Debug build: {'on' if jit.DEBUG else 'off'} (NBGRAD_DEBUG=1: bounds checks, NaN-filled gradient buffers)",
     ]
     print("\n".join(lines))
+
+
+def _kernels(used):
+    """OpenBLAS's kernel set, and what chose it."""
+    from .kernels import blas
+
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if not forced:
+        return f"{used.kernels} (OpenBLAS's choice for this CPU)"
+    why = f"{used.kernels} (OPENBLAS_CORETYPE={forced} chose them"
+    if used.kernels.lower() not in blas.AVX512_KERNELS and blas.cpu_has_avx512():
+        return why + "; this CPU has AVX-512, which OpenBLAS's own choice uses: its products take about half the time)"
+    return why + ")"

@@ -109,6 +109,41 @@ def test_the_choice_follows_nbgrad_blas():
     assert done.returncode != 0 and "NBGRAD_BLAS='atlas'" in done.stderr
 
 
+@pytest.mark.parametrize("vendor, expected", [("GenuineIntel", "mkl"), ("", "mkl"), ("AuthenticAMD", "openblas")])
+def test_mkl_is_the_default_on_intel_cpus_only(monkeypatch, vendor, expected):
+    monkeypatch.delenv("NBGRAD_BLAS", raising=False)
+    monkeypatch.setattr(jit, "mkl_library", lambda: "/site-packages/lib/libmkl_rt.so.2")
+    monkeypatch.setattr(jit, "cpu_vendor", lambda: vendor)
+    assert jit.blas_choice() == expected
+    monkeypatch.setattr(jit, "mkl_library", lambda: None)
+    assert jit.blas_choice() == "openblas"
+    monkeypatch.setenv("NBGRAD_BLAS", "mkl")
+    assert jit.blas_choice() == "mkl"
+
+
+def test_the_cpu_vendor_is_read():
+    assert isinstance(jit.cpu_vendor(), str)
+    if os.path.exists("/proc/cpuinfo") and "vendor_id" in open("/proc/cpuinfo").read():
+        assert jit.cpu_vendor()
+
+
+def test_show_config_says_what_chose_openblas_kernels():
+    code = "import nbgrad; nbgrad.show_config()"
+    for forced in ("Haswell", None):
+        env = dict(os.environ, NBGRAD_BLAS="openblas")
+        env.pop("OPENBLAS_CORETYPE", None)
+        if forced:
+            env["OPENBLAS_CORETYPE"] = forced
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        kernels = [line for line in done.stdout.splitlines() if line.strip().startswith("kernels:")]
+        assert len(kernels) == 1, done.stdout + done.stderr
+        if forced:
+            assert "Haswell (OPENBLAS_CORETYPE=Haswell chose them" in kernels[0]
+            assert ("AVX-512" in kernels[0]) == blas.cpu_has_avx512()
+        else:
+            assert "OpenBLAS's choice for this CPU" in kernels[0]
+
+
 def test_show_config_says_what_is_in_use(capsys):
     nb.show_config()
     printed = capsys.readouterr().out
