@@ -104,6 +104,10 @@ def _measure(library, size, seconds=1.0):
             step()
         runs.append((time.perf_counter() - start) / n * 1e6)
     result["us"] = min(runs)
+    if library.startswith("nbgrad"):
+        from nbgrad import ops
+
+        result["blas"] = f"{ops.BLAS.name} {ops.BLAS.kernels}".strip()
     return result
 
 
@@ -119,6 +123,7 @@ def main(argv=None):
         return
     print(f"{'round':>5} {'size':>7} " + " ".join(f"{lib:>15}" for lib in args.libraries)
           + "   compile/jax   capture (eager steps)")
+    blas_said = False
     for r in range(1, args.rounds + 1):
         for size in args.sizes:
             found = {}
@@ -136,6 +141,10 @@ def main(argv=None):
                 ms = compiled["capture_ms"]
                 capture = f"{ms:.2f} ms ({ms * 1e3 / found['nbgrad']['us']:.1f})"
             print(f"{r:>5} {size:>7} " + " ".join(cells) + f"   {ratio:>11}   {capture}", flush=True)
+            blas = next((found[lib]["blas"] for lib in args.libraries if found[lib] and "blas" in found[lib]), None)
+            if blas and not blas_said:  # OPENBLAS_CORETYPE may have chosen the kernels: say which ran
+                print(f"      (nbgrad's BLAS: {blas})", flush=True)
+                blas_said = True
 
 
 if __name__ == "__main__":
