@@ -326,7 +326,8 @@ def _backward_source(op, parallel=False):
     return "\n".join(lines)
 
 
-# The C signature of each op's backward entry (see ``call_backward``), and its float dtypes.
+# The C signature of each op's backward entry (see ``call_backward``), and its float dtypes. The entry
+# holds the op's backward itself: a separate function it calls would be a second compile per op.
 BACKWARD_SIGNATURE = "void(int64, int64, int64, int64, int64, int64)"
 BACKWARD_DTYPES = {"float32": "np.float32", "float64": "np.float64"}
 BACKWARD_ENTRY = """
@@ -334,31 +335,24 @@ BACKWARD_ENTRY = """
 
 def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_size):
     chunks = view(chunk_addresses, n_chunks, np.int64)
-    backward_{name}(chunks, row_at(chunks, r), arena, view(g_address, g_size, {np_dtype}), {np_dtype})"""
-# NBGRAD_DEBUG: a C function cannot raise, so a kernel's error (an index out of bounds) refuses the row.
-DEBUG_BACKWARD_ENTRY = """
-
-
-def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_size):
-    chunks = view(chunk_addresses, n_chunks, np.int64)
     row = row_at(chunks, r)
-    try:
-        backward_{name}(chunks, row, arena, view(g_address, g_size, {np_dtype}), {np_dtype})
-    except Exception:
-        row[FLAGS] |= REFUSED
-        row[STALE] = KERNEL_FAILED"""
+    g = view(g_address, g_size, {np_dtype})
+    dtype = {np_dtype}
+{body}"""
 
 
 def _backward_functions(op):
-    """``backward_<op>`` (and where it runs threads, ``backward_<op>_parallel``, for big gradients),
-    and per dtype a C-callable entry to each that Python compiles on first use."""
+    """Per dtype, a C-callable ``backward_<op>_<dtype>`` (and where it runs threads,
+    ``backward_<op>_parallel_<dtype>``, for big gradients) that Python compiles on first use. With
+    NBGRAD_DEBUG a kernel's error (an index out of bounds) refuses the row: a C function cannot raise."""
     source = ""
     for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.threaded[1]]:
         body = [line[4:] for line in _backward_source(op, parallel).split("\n")[1:]]  # the branch, one level out
-        source += f"\n\n@njit\ndef backward_{name}(chunks, row, arena, g, dtype):\n" + "\n".join(body)
-        entry = DEBUG_BACKWARD_ENTRY if jit.DEBUG else BACKWARD_ENTRY
+        if jit.DEBUG:
+            body = ["    try:"] + ["    " + line for line in body] + [
+                "    except Exception:", "        row[FLAGS] |= REFUSED", "        row[STALE] = KERNEL_FAILED"]
         for dtype, np_dtype in BACKWARD_DTYPES.items():
-            source += entry.format(name=name, dtype=dtype, np_dtype=np_dtype)
+            source += BACKWARD_ENTRY.format(name=name, dtype=dtype, np_dtype=np_dtype, body="\n".join(body))
     return source
 
 
