@@ -226,13 +226,13 @@ def unused_for_a_day(path):
 
 
 @contextlib.contextmanager
-def _caching_into_our_folder():
+def _caching_into_our_folder(sub=""):
     """Numba picks a function's cache folder when it is decorated: point it at ours meanwhile."""
     if not CACHE:
         yield
         return
     previous = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = str(cache_dir())
+    numba.config.CACHE_DIR = str(cache_dir() / sub)
     try:
         yield
     finally:
@@ -329,13 +329,23 @@ def njit(fn=None, literals=False, threads=False, **options):
     # made by ``cfunc``, by address)
     opts = dict(JIT, no_cfunc_wrapper=True, **options)
 
-    def decorate(f):
-        with _caching_into_our_folder():
-            dispatcher = numba.njit(**opts)(f)
+    def compiled(f, sub="", **more):
+        with _caching_into_our_folder(sub):
+            dispatcher = numba.njit(**opts, **more)(f)
             if opts["cache"]:
                 dispatcher._cache = _LockedFunctionCache(dispatcher.py_func)
-            if not literals:
-                _one_compile_for_all_constants(dispatcher)
+        return dispatcher
+
+    def decorate(f):
+        dispatcher = compiled(f)
+        # Compiled callers call a twin compiled without the wrapper that converts Python objects,
+        # ``.unwrapped``: most functions are called only from compiled code, and that wrapper was a
+        # seventh of the CPU time of the example's first run (12.7-14.2 s with it, 10.6-12.4 s without).
+        dispatcher.unwrapped = compiled(f, "unwrapped", no_cpython_wrapper=True)
+        dispatcher.get_call_template = dispatcher.unwrapped.get_call_template
+        dispatcher.get_overload = dispatcher.unwrapped.get_overload
+        if not literals:
+            _one_compile_for_all_constants(dispatcher)
         if threads:
             twin = _threaded_twin(f)
             parallel = "prange" in f.__code__.co_names  # else it only calls twins
