@@ -87,6 +87,11 @@ def _bits_float(typingctx, bits):
 
 
 
+# The float dtypes as the glue passes them: as dtype objects, the type ``array.dtype`` has in compiled
+# code. Numba compiles a function taking a dtype apart for np.float32 and np.dtype(np.float32).
+FLOAT32, FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 @njit
 def view(address, n, dtype):
     """A 1-D array of ``n`` elements of ``dtype`` at ``address`` (no ownership)."""

@@ -31,8 +31,9 @@ from nbgrad.kernels.executor import (
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.tape import (
-    FLAGS, IN, ITEMSIZE, LEAF, NEEDS_SAVED, NUMEL, OP, PYTHON, REFUSED, RELEASED, SAVED, SAVED_NUMEL, SLOT, STALE,
-    UNWRITTEN, WIDTH, float_param, record, row_at, save, save_float, save_int, save_shape, shape_param, view,
+    FLAGS, FLOAT32, FLOAT64, IN, ITEMSIZE, LEAF, NEEDS_SAVED, NUMEL, OP, PYTHON, REFUSED, RELEASED, SAVED, SAVED_NUMEL,
+    SLOT, STALE, UNWRITTEN, WIDTH, float_param, record, row_at, save, save_float, save_int, save_shape, shape_param,
+    view,
 )
 from nbgrad.kernels.tape import INTS as INT_PARAMS
 """
@@ -57,9 +58,9 @@ def prepare(chunks, root, root_grad, order, count, arena_bytes, arena):
     mark_unwritten(chunks, order, 0, count, True)
     root_row = row_at(chunks, root)
     if root_row[ITEMSIZE] == 4:
-        seed(root_row, arena.ctypes.data, root_grad, np.float32)
+        seed(root_row, arena.ctypes.data, root_grad, FLOAT32)
     else:
-        seed(root_row, arena.ctypes.data, root_grad, np.float64)
+        seed(root_row, arena.ctypes.data, root_grad, FLOAT64)
     return arena
 
 
@@ -87,9 +88,9 @@ def run_row(chunks, r, arena, backwards, accumulate):
         settle_row(row, arena)
         return
     if row[ITEMSIZE] == 4:
-        g_address, g_size = finish_grad(row, arena, np.float32, accumulate)
+        g_address, g_size = finish_grad(row, arena, FLOAT32, accumulate)
     else:
-        g_address, g_size = finish_grad(row, arena, np.float64, accumulate)
+        g_address, g_size = finish_grad(row, arena, FLOAT64, accumulate)
     if not row[FLAGS] & LEAF:
         call_backward(backward_of(row, backwards), chunks.ctypes.data, chunks.size, r, arena, g_address, g_size)
 
@@ -316,9 +317,9 @@ def _backward_source(op, parallel=False):
         ]
         if op.cross_dtype:  # the input's gradient has the input's dtype
             lines.append(f"            if row_at(chunks, row[IN + {i}])[ITEMSIZE] == 4:")
-            lines += ["                " + c.format(dtype="np.float32") for c in call]
+            lines += ["                " + c.format(dtype="FLOAT32") for c in call]
             lines.append("            else:")
-            lines += ["                " + c.format(dtype="np.float64") for c in call]
+            lines += ["                " + c.format(dtype="FLOAT64") for c in call]
         else:
             lines += ["            " + c.format(dtype="dtype") for c in call]
     if len(lines) == 1:
@@ -329,7 +330,7 @@ def _backward_source(op, parallel=False):
 # The C signature of each op's backward entry (see ``call_backward``), and its float dtypes. The entry
 # holds the op's backward itself: a separate function it calls would be a second compile per op.
 BACKWARD_SIGNATURE = "void(int64, int64, int64, int64, int64, int64)"
-BACKWARD_DTYPES = {"float32": "np.float32", "float64": "np.float64"}
+BACKWARD_DTYPES = {"float32": "FLOAT32", "float64": "FLOAT64"}
 BACKWARD_ENTRY = """
 
 
@@ -503,7 +504,7 @@ import numpy as np
 from nbgrad._generated_ops import execute
 from nbgrad.kernels.executor import DONE
 from nbgrad.kernels.replay import word_float
-from nbgrad.kernels.tape import view
+from nbgrad.kernels.tape import FLOAT32, FLOAT64, view
 """
 
 # The backward as a program step: [root, seed address, seed size, epoch, retain_graph, order address,
