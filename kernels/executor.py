@@ -6,7 +6,7 @@ per-op dispatch, through a table of each op's backward compiled as a C function
 on first use): ``plan`` collects the rows reachable from the root in
 topological order and gives each a slot in one gradient arena; then, for each
 row, ``input_grad`` hands the op's backward kernel the buffer to accumulate
-into, and ``finish_input_grad`` sums broadcast gradients back to the input's
+into, and ``reduce_broadcast`` sums broadcast gradients back to the input's
 shape. Leaves accumulate straight into their ``.grad`` buffer.
 
 Nothing zeroes the arena (or a ``.grad`` that holds no gradient yet) up front:
@@ -72,6 +72,26 @@ PASS_THROUGH = 5
 # UNWRITTEN of a row that shares its consumer's arena slot (see ``plan``): written when the consumer's is.
 SHARED_SLOT = -1
 
+# After the op entries, the table holds the addresses of the broadcast reducers, for float32 and float64
+# (see ``reduce_broadcast``; 0 until compiled), and ``prepare`` copies them to the arena's first two words,
+# where op backwards read them: the arena's slots start after them.
+REDUCERS = 2
+ARENA_HEADER = 8 * REDUCERS
+
+
+def _c_call(argument_types):
+    """The codegen of a call of the C function at the address in the first argument, which takes
+    ``argument_types`` (the call's own arguments are cast to them) and returns nothing."""
+    def codegen(context, builder, signature, values):
+        function_type = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in argument_types])
+        function = builder.inttoptr(values[0], function_type.as_pointer())
+        builder.call(function, [context.cast(builder, value, given, wanted)
+                                for value, given, wanted in zip(values[1:], signature.args[1:], argument_types)])
+        return context.get_dummy_value()
+
+    return codegen
+
+
 BACKWARD_ARGS = 6  # chunk addresses, number of chunks, row, arena address, gradient address, gradient size
 
 
@@ -81,14 +101,21 @@ def call_backward(typingctx, address, chunk_addresses, n_chunks, row, arena, g_a
     args = (chunk_addresses, n_chunks, row, arena, g_address, g_size)
     if not all(isinstance(a, types.Integer) for a in (address, *args)):
         return None
+    return types.void(types.int64, *args), _c_call([types.int64] * BACKWARD_ARGS)
 
-    def codegen(context, builder, signature, values):
-        i64 = ir.IntType(64)
-        function = builder.inttoptr(values[0], ir.FunctionType(ir.VoidType(), [i64] * BACKWARD_ARGS).as_pointer())
-        builder.call(function, [context.cast(builder, v, t, types.int64) for v, t in zip(values[1:], args)])
-        return context.get_dummy_value()
 
-    return types.void(types.int64, *[types.int64] * BACKWARD_ARGS), codegen
+# A broadcast reducer's arguments: chunk addresses, number of chunks, row, input, arena address, gradient
+# address, gradient size (int64s), and the scale (a float64).
+REDUCER_ARGS = [types.int64] * 7 + [types.float64]
+
+
+@intrinsic
+def call_reducer(typingctx, address, chunk_addresses, n_chunks, row, i, arena, g_address, g_size, scale):
+    """Call the broadcast reducer compiled at ``address`` (see REDUCER_ARGS)."""
+    args = (chunk_addresses, n_chunks, row, i, arena, g_address, g_size)
+    if not all(isinstance(a, types.Integer) for a in (address, *args)) or not isinstance(scale, types.Float):
+        return None
+    return types.void(types.int64, *args, scale), _c_call(REDUCER_ARGS)
 
 
 @njit
@@ -166,7 +193,7 @@ def plan(chunks, root, epoch, accumulate, order, backwards):
                 order = _grow(order, count)
                 order[count] = j
                 count += 1
-    arena_bytes = 0
+    arena_bytes = ARENA_HEADER
     for k in range(count):  # gradient slots; leaves accumulate in place into .grad
         r = order[k]
         row = row_at(chunks, r)
@@ -192,7 +219,7 @@ def shares_slot(consumer, r, row, backwards):
     if consumer[SLOT] < 0 or consumer[NUMEL] != row[NUMEL] or consumer[ITEMSIZE] != row[ITEMSIZE]:
         return False
     entry = TABLE_STRIDE * consumer[OP]
-    passes = backwards[entry + PASS_THROUGH] if entry < backwards.size else 0
+    passes = backwards[entry + PASS_THROUGH] if entry < backwards.size - REDUCERS else 0
     for i in range(MAX_INPUTS):
         if consumer[IN + i] == r:
             return (passes >> i) & 1 == 1 and (i >= BROADCAST_INPUTS or consumer[BCAST + i * BCAST_SIZE] == 0)
@@ -316,9 +343,35 @@ def sum_to_input(chunks, row, i, arena_address, grad, scale):
 
 
 @njit
-def finish_input_grad(chunks, row, i, arena_address, grad):
-    """Sum a broadcast input's gradient (computed in the output's shape) back to the input's shape."""
-    sum_to_input(chunks, row, i, arena_address, grad, 1.0)
+def reduce_broadcast(chunk_addresses, n_chunks, r, row, i, arena_address, grad, scale):
+    """If input ``i`` of row ``r`` was broadcast, add ``scale * grad`` (in the output's shape) summed back to
+    the input's shape and return True. By the reducer for the dtype, a C function compiled only once a
+    graph broadcasts (``needs_reducer``): calling ``sum_to_input`` here would compile it, and copy its
+    code into every op backward (a first run's compile took a fifth longer)."""
+    if i >= BROADCAST_INPUTS or row[IN + i] < 0 or row[BCAST + i * BCAST_SIZE] == 0:
+        return False
+    reducer = view(arena_address, REDUCERS, np.int64)[1 if grad.itemsize == 8 else 0]  # the arena's header
+    call_reducer(reducer, chunk_addresses, n_chunks, r, i, arena_address, grad.ctypes.data, grad.size, scale)
+    return True
+
+
+@njit
+def needs_reducer(chunks, row, backwards):
+    """Whether a broadcast input of ``row`` needs the reducer of a dtype not compiled yet."""
+    for i in range(BROADCAST_INPUTS):
+        j = row[IN + i]
+        if j >= 0 and row[BCAST + i * BCAST_SIZE] > 0:
+            if backwards[backwards.size - REDUCERS + (1 if row_at(chunks, j)[ITEMSIZE] == 8 else 0)] == 0:
+                return True
+    return False
+
+
+@njit
+def write_reducers(arena, backwards):
+    """The arena's header: the reducers' addresses, where op backwards read them (``reduce_broadcast``)."""
+    header = view(arena.ctypes.data, REDUCERS, np.int64)
+    for k in range(REDUCERS):
+        header[k] = backwards[backwards.size - REDUCERS + k]
 
 
 @njit

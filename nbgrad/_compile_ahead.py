@@ -240,12 +240,15 @@ def ask(line):
 def compile_backwards(backwards, needed):
     """Compile (or load) the op backwards ``needed``, ``(opcode, itemsize, numel)`` each, into the
     table ``backwards`` (a ``codegen.Backwards``), sharing them with the helper when there is one."""
+    from .autograd.codegen import REDUCER
     from .autograd.registry import BY_OPCODE, OPS
 
     jobs = []
     for opcode, itemsize, numel in needed:
         op, line = BY_OPCODE.get(opcode), None
-        if op is not None and OPS.get(op.name) is op:  # the helper has nbgrad's ops, not registered ones
+        if opcode == REDUCER:
+            line = f"reducer {itemsize}"
+        elif op is not None and OPS.get(op.name) is op:  # the helper has nbgrad's ops, not registered ones
             line = f"backward {op.name} {itemsize} {int(numel >= op.parallel_from[1] and op.threaded[1])}"
         jobs.append((line, (opcode, itemsize, numel)))
     lines = list(dict.fromkeys(line for line, _ in jobs if line))
@@ -273,7 +276,8 @@ def compile_graph_backwards(backwards, root):
     if _helper is None or _helper.process is None:
         return
     from .autograd import tape
-    from .kernels.tape import FLAGS, IN, ITEMSIZE, LEAF, MAX_INPUTS, NUMEL, OP
+    from .autograd.engine import compiles_needed
+    from .kernels.tape import FLAGS, IN, LEAF, MAX_INPUTS
 
     seen, rows, needed = set(), [root], {}
     while rows:
@@ -282,7 +286,7 @@ def compile_graph_backwards(backwards, root):
         if r in seen or row[FLAGS] & LEAF:
             continue
         seen.add(r)
-        needed[int(row[OP]), int(row[ITEMSIZE]), int(row[NUMEL])] = None
+        needed.update(dict.fromkeys(compiles_needed(row)))
         rows += [int(j) for j in row[IN:IN + MAX_INPUTS] if j >= 0]
     compile_backwards(backwards, list(needed))
 
@@ -318,6 +322,7 @@ def _run(line):
     import numpy as np
 
     from nbgrad.autograd import tape
+    from nbgrad.autograd.codegen import REDUCER
     from nbgrad.autograd.registry import OPS
     from nbgrad.kernels import optim
     from nbgrad.ops import GENERATED
@@ -330,6 +335,8 @@ def _run(line):
     elif job == "backward":
         op, itemsize, big = args
         GENERATED.backwards.compile(OPS[op].opcode, int(itemsize), (1 << 62) if int(big) else 0)
+    elif job == "reducer":
+        GENERATED.backwards.compile(REDUCER, int(args[0]), 0)
     elif job == "optimizer":  # the step for the kind and dtype, over no parameters
         kind, dtype = int(args[0]), getattr(np, args[1])
         table = np.zeros((0, optim.COLUMNS), np.int64)

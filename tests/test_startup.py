@@ -175,6 +175,7 @@ def test_precompile_reaches_every_op_in_the_dtypes_asked(capsys):
     missing = [(name, big) for name, op in OPS.items() for big in (0, 1)
                if any(op.bwd) and not table[TABLE_STRIDE * op.opcode + 2 + big]]
     assert missing == []
+    assert table[-1] != 0  # the float64 broadcast reducer (the workloads broadcast)
     no_forward = [name for name, op in OPS.items() for forward in {op.forward, op.forward_parallel}
                   if op.fwd is not None and not any("float64" in str(s) for s in forward.signatures)]
     assert no_forward == []
@@ -416,6 +417,30 @@ def test_a_small_graph_compiles_no_threaded_kernel(tmp_path):
     done = run_python(SMALL_GRAPH, NBGRAD_CACHE_DIR=str(tmp_path), NBGRAD_QUIET="1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "16", "8"]
+
+
+BROADCASTS = """
+import numpy as np
+import nbgrad as nb
+from nbgrad.ops import GENERATED
+reducers = GENERATED.backwards.table[-2:]
+x = nb.randn(4, 3, requires_grad=True)
+(x * 2).sum().backward()
+print(*(reducers != 0).astype(int))
+b = nb.randn(3, requires_grad=True)
+((x + b) * b).sum().backward()  # b broadcast twice: through add (its gradient passes through) and mul
+xv, bv = x.detach().numpy(), b.detach().numpy()
+print(*(reducers != 0).astype(int), np.allclose(b.grad.numpy(), (xv + 2 * bv).sum(0), atol=1e-5))
+c = nb.randn(2, 1, dtype=nb.float64, requires_grad=True)
+(c * nb.ones(2, 5, dtype=nb.float64)).sum().backward()
+print(*(reducers != 0).astype(int), c.grad.numpy().ravel().tolist())
+"""
+
+
+def test_the_broadcast_reducer_compiles_only_once_a_graph_broadcasts_and_per_dtype(tmp_path):
+    done = run_python(BROADCASTS, NBGRAD_CACHE_DIR=str(tmp_path), NBGRAD_QUIET="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0 0", "1 0 True", "1 1 [5.0, 5.0]"]
 
 
 AHEAD = """

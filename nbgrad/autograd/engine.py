@@ -19,7 +19,7 @@ from ..compiler import recording
 from ..kernels import executor
 from ..kernels import tape as layout
 from ..kernels.executor import NEEDS
-from . import function, grad_mode, tape
+from . import codegen, function, grad_mode, tape
 
 # How many times the compiled executor ran a graph (for tests: one per graph without hooks).
 executor_calls = 0
@@ -58,10 +58,21 @@ def _execute(chunks, root, seed, retain_graph, accumulate, resume, order, count,
         order, count, arena = result[1], result[2], result[3]
         needed = {}
         for r in order[:count].tolist():
-            row = tape.row(r)
-            if not row[layout.FLAGS] & layout.LEAF:
-                needed[int(row[layout.OP]), int(row[layout.ITEMSIZE]), int(row[layout.NUMEL])] = None
+            needed.update(dict.fromkeys(compiles_needed(tape.row(r))))
         _compile_ahead.compile_backwards(backwards, list(needed))
+
+
+def compiles_needed(row):
+    """What the backward of tape row ``row`` needs compiled, as ``(opcode, itemsize, numel)``: its op's
+    backward, and the broadcast reducer (opcode codegen.REDUCER) of each broadcast input's dtype."""
+    if row[layout.FLAGS] & layout.LEAF:
+        return []
+    needed = [(int(row[layout.OP]), int(row[layout.ITEMSIZE]), int(row[layout.NUMEL]))]
+    for i in range(layout.BROADCAST_INPUTS):
+        j = int(row[layout.IN + i])
+        if j >= 0 and row[layout.BCAST + i * layout.BCAST_SIZE] > 0:
+            needed.append((codegen.REDUCER, int(tape.row(j)[layout.ITEMSIZE]), 0))
+    return needed
 
 
 def _seed(tensor, gradient, i=0):
