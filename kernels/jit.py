@@ -341,9 +341,16 @@ def njit(fn=None, literals=False, threads=False, **options):
         # Compiled callers call a twin compiled without the wrapper that converts Python objects,
         # ``.unwrapped``: most functions are called only from compiled code, and that wrapper was a
         # seventh of the CPU time of the example's first run (12.7-14.2 s with it, 10.6-12.4 s without).
-        dispatcher.unwrapped = compiled(f, "unwrapped", no_cpython_wrapper=True)
-        dispatcher.get_call_template = dispatcher.unwrapped.get_call_template
-        dispatcher.get_overload = dispatcher.unwrapped.get_overload
+        # Made when a caller is first compiled (never when callers load from the cache: a warm start).
+        dispatcher.unwrapped = None
+
+        def unwrapped():
+            if dispatcher.unwrapped is None:  # under Numba's compiler lock, as a caller compiles
+                dispatcher.unwrapped = compiled(f, "unwrapped", no_cpython_wrapper=True)
+            return dispatcher.unwrapped
+
+        dispatcher.get_call_template = lambda args, kws: unwrapped().get_call_template(args, kws)
+        dispatcher.get_overload = lambda sig: unwrapped().get_overload(sig)
         if not literals:
             _one_compile_for_all_constants(dispatcher)
         if threads:

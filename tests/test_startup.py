@@ -409,7 +409,8 @@ loss.backward()
 twins = [linalg._bias_pass_threads, linalg.linear_fwd_threads, linalg.bias_add_fwd_threads, movement.take_bwd_threads,
          nn.softmax_fwd_threads, nn.softmax_bwd_threads, nn.cross_entropy_fwd_threads, reduce.sum_all_fwd_threads,
          reduce.select_fwd_threads]
-print(sum(len(twin.signatures) + len(twin.unwrapped.signatures) for twin in twins), *x.grad.shape)
+print(sum(len(twin.signatures) + len(twin.unwrapped.signatures if twin.unwrapped else ()) for twin in twins),
+      *x.grad.shape)
 """
 
 
