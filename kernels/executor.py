@@ -28,6 +28,8 @@ from .tape import (
     BROADCAST_INPUTS,
     DEPS,
     FLAGS,
+    FLOAT32,
+    FLOAT64,
     GRAD_BUF,
     GRAD_DEFINED,
     IN,
@@ -267,6 +269,17 @@ def settle_row(row, arena_address):
 
 
 @njit
+def grad_address(row, arena_address):
+    """The address of a planned row's gradient (as ``grad_of``, zeroed if unwritten), whatever its dtype:
+    the executor's own code compiles once for both (a float32 graph compiles no float64 executor)."""
+    address = row[GRAD_BUF] if row[SLOT] < 0 else arena_address + row[SLOT]
+    if row[UNWRITTEN] != 0:
+        row[UNWRITTEN] = 0
+        view(address, row[NUMEL] * row[ITEMSIZE], np.uint8)[:] = 0
+    return address
+
+
+@njit
 def grad_of(row, arena_address, dtype):
     """The gradient of a planned row: its arena slot, or its .grad buffer for a leaf
     (zeroed first if unwritten)."""
@@ -375,19 +388,26 @@ def write_reducers(arena, backwards):
 
 
 @njit
-def write_retained(row, grad):
-    """Copy a finished gradient into the .grad buffer of a retain_grad() node or hooked leaf."""
+def write_retained(row, address):
+    """Copy the finished gradient at ``address`` into the .grad buffer of a retain_grad() node or hooked leaf."""
     flags = row[FLAGS]
     if not flags & (RETAIN | LEAF) or row[GRAD_BUF] == 0:
         return
-    target = view(row[GRAD_BUF], row[NUMEL], grad.dtype)
-    if flags & GRAD_DEFINED:
-        for i in range(target.size):
+    n = row[NUMEL]
+    if not flags & GRAD_DEFINED:  # a loop, not an array assignment (that compiles a shape check: seconds)
+        nbytes = n * row[ITEMSIZE]
+        target_bytes, grad_bytes = view(row[GRAD_BUF], nbytes, np.uint8), view(address, nbytes, np.uint8)
+        for i in range(nbytes):
+            target_bytes[i] = grad_bytes[i]
+        row[FLAGS] = flags | GRAD_DEFINED
+    elif row[ITEMSIZE] == 4:
+        target, grad = view(row[GRAD_BUF], n, FLOAT32), view(address, n, FLOAT32)
+        for i in range(n):
             target[i] += grad[i]
     else:
-        for i in range(target.size):
-            target[i] = grad[i]
-        row[FLAGS] = flags | GRAD_DEFINED
+        target, grad = view(row[GRAD_BUF], n, FLOAT64), view(address, n, FLOAT64)
+        for i in range(n):
+            target[i] += grad[i]
 
 
 @njit

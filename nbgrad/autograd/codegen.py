@@ -25,9 +25,9 @@ import numpy as np
 from numba import prange
 
 from nbgrad.kernels.executor import (
-    DONE, KERNEL_FAILED, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, fresh_grad_of, grad_of, input_grad,
-    input_grad_fresh, mark_unwritten, needs_reducer, plan, reduce_broadcast, refused, release, settle, settle_row,
-    sum_to_input, write_reducers, write_retained,
+    DONE, KERNEL_FAILED, NEEDS, PARALLEL_FROM, TABLE_STRIDE, call_backward, fresh_grad_of, grad_address, grad_of,
+    input_grad, input_grad_fresh, mark_unwritten, needs_reducer, plan, reduce_broadcast, refused, release, settle,
+    settle_row, sum_to_input, write_reducers, write_retained,
 )
 from nbgrad.kernels.jit import njit
 from nbgrad.kernels.tape import (
@@ -41,10 +41,17 @@ from nbgrad.kernels.tape import INTS as INT_PARAMS
 EXECUTOR = '''
 
 @njit
-def seed(row, arena, root_grad, dtype):
-    g = grad_of(row, arena, dtype)
-    for i in range(g.size):
-        g[i] += root_grad[i]
+def seed(row, arena, root_grad):
+    """Add the root's gradient (float64) to the root row's gradient buffer."""
+    address = grad_address(row, arena)
+    if row[ITEMSIZE] == 4:
+        g = view(address, row[NUMEL], FLOAT32)
+        for i in range(g.size):
+            g[i] += root_grad[i]
+    else:
+        g = view(address, row[NUMEL], FLOAT64)
+        for i in range(g.size):
+            g[i] += root_grad[i]
 
 
 @njit
@@ -57,21 +64,17 @@ def prepare(chunks, root, root_grad, order, count, arena_bytes, arena, backwards
         arena = np.empty(words, np.float64)
     write_reducers(arena, backwards)
     mark_unwritten(chunks, order, 0, count, True)
-    root_row = row_at(chunks, root)
-    if root_row[ITEMSIZE] == 4:
-        seed(root_row, arena.ctypes.data, root_grad, FLOAT32)
-    else:
-        seed(root_row, arena.ctypes.data, root_grad, FLOAT64)
+    seed(row_at(chunks, root), arena.ctypes.data, root_grad)
     return arena
 
 
 @njit
-def finish_grad(row, arena, dtype, accumulate):
+def finish_grad(row, arena, accumulate):
     """The row's gradient, complete now: written to ``.grad`` where asked; its address and size."""
-    g = grad_of(row, arena, dtype)
+    address = grad_address(row, arena)
     if accumulate:
-        write_retained(row, g)
-    return g.ctypes.data, g.size
+        write_retained(row, address)
+    return address, row[NUMEL]
 
 
 @njit
@@ -88,10 +91,7 @@ def run_row(chunks, r, arena, backwards, accumulate):
     if row[SLOT] < 0:  # a leaf that accumulated in place (its .grad stays None if nothing reached it)
         settle_row(row, arena)
         return
-    if row[ITEMSIZE] == 4:
-        g_address, g_size = finish_grad(row, arena, FLOAT32, accumulate)
-    else:
-        g_address, g_size = finish_grad(row, arena, FLOAT64, accumulate)
+    g_address, g_size = finish_grad(row, arena, accumulate)
     if not row[FLAGS] & LEAF:
         call_backward(backward_of(row, backwards), chunks.ctypes.data, chunks.size, r, arena, g_address, g_size)
 
