@@ -155,6 +155,7 @@ def _wait_for_the_others(comm):
                              f"its end within {_timeout_seconds:g} s (the timeout of init_process_group); "
                              f"aborting all {comm.Get_size()} ranks\n")
             sys.stderr.flush()
+            time.sleep(ABORT_GRACE)  # as in _abort_on_uncaught: else the message may be lost (seen in CI)
             comm.Abort(1)
         time.sleep(0.001)
 
