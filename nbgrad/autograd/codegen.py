@@ -344,16 +344,22 @@ def backward_{name}_{dtype}(chunk_addresses, n_chunks, r, arena, g_address, g_si
 {body}"""
 
 
+def _refusing_the_row_on_error(body):
+    """A C entry's body (lines), which with NBGRAD_DEBUG refuses its row when a kernel raises (an index
+    out of bounds): a C function cannot raise."""
+    if not jit.DEBUG:
+        return body
+    return ["    try:"] + ["    " + line for line in body] + [
+        "    except Exception:", "        row[FLAGS] |= REFUSED", "        row[STALE] = KERNEL_FAILED"]
+
+
 def _backward_functions(op):
     """Per dtype, a C-callable ``backward_<op>_<dtype>`` (and where it runs threads,
     ``backward_<op>_parallel_<dtype>``, for big gradients) that Python compiles on first use. With
     NBGRAD_DEBUG a kernel's error (an index out of bounds) refuses the row: a C function cannot raise."""
     source = ""
     for name, parallel in ((op.name, False), (op.name + "_parallel", True))[:1 + op.threaded[1]]:
-        body = [line[4:] for line in _backward_source(op, parallel).split("\n")[1:]]  # the branch, one level out
-        if jit.DEBUG:
-            body = ["    try:"] + ["    " + line for line in body] + [
-                "    except Exception:", "        row[FLAGS] |= REFUSED", "        row[STALE] = KERNEL_FAILED"]
+        body = _refusing_the_row_on_error([line[4:] for line in _backward_source(op, parallel).split("\n")[1:]])
         for dtype, np_dtype in BACKWARD_DTYPES.items():
             source += BACKWARD_ENTRY.format(name=name, dtype=dtype, np_dtype=np_dtype, body="\n".join(body))
     return source
@@ -379,10 +385,8 @@ def reduce_broadcast_{dtype}(chunk_addresses, n_chunks, r, i, arena, g_address, 
 
 
 def _reducers():
-    body = ["    sum_to_input(chunks, row, i, arena, view(g_address, g_size, {np_dtype}), scale)"]
-    if jit.DEBUG:  # as in an op's backward: an index out of bounds refuses the row
-        body = ["    try:", "    " + body[0], "    except Exception:", "        row[FLAGS] |= REFUSED",
-                "        row[STALE] = KERNEL_FAILED"]
+    reduce = "    sum_to_input(chunks, row, i, arena, view(g_address, g_size, {np_dtype}), scale)"
+    body = _refusing_the_row_on_error([reduce])
     return "".join(REDUCER_ENTRY.format(dtype=dtype, body="\n".join(body).format(np_dtype=np_dtype))
                    for dtype, np_dtype in BACKWARD_DTYPES.items())
 
@@ -499,9 +503,7 @@ class Backwards:
             index = self.table.size - REDUCERS + (itemsize == 8)
             if not self.table[index]:
                 name = f"reduce_broadcast_{'float32' if itemsize == 4 else 'float64'}"
-                if (self.module.__name__, name) not in self.compiled:
-                    self.compiled[self.module.__name__, name] = jit.cfunc(REDUCER_SIGNATURE)(getattr(self.module, name))
-                self.table[index] = self.compiled[self.module.__name__, name].address
+                self.table[index] = self._entry(self.module, name, REDUCER_SIGNATURE).address
             return
         entry = TABLE_STRIDE * opcode
         big = int(numel >= self.table[entry + PARALLEL_FROM])
@@ -516,16 +518,19 @@ class Backwards:
                 sizes = [index - big, index - big + 1]
         else:  # opcode 0, or a Python Function's row, which Python runs
             name = "backward_nothing"
-        module = self.modules.get(opcode, self.module)
+        try:
+            self.table[sizes] = self._entry(self.modules.get(opcode, self.module), name, BACKWARD_SIGNATURE).address
+        except NumbaError as error:  # only a registered op's own kernels can fail here
+            first = str(error).strip().splitlines()[0]
+            raise TypeError(f"op {self.names[opcode]!r}: its backward kernels did not compile for "
+                            f"{'float32' if itemsize == 4 else 'float64'} arrays: {first}") from None
+
+    def _entry(self, module, name, signature):
+        """The C function ``name`` of glue ``module``, compiled (or loaded) once."""
         key = (module.__name__, name)
         if key not in self.compiled:
-            try:
-                self.compiled[key] = jit.cfunc(BACKWARD_SIGNATURE)(getattr(module, name))
-            except NumbaError as error:  # only a registered op's own kernels can fail here
-                first = str(error).strip().splitlines()[0]
-                raise TypeError(f"op {self.names[opcode]!r}: its backward kernels did not compile for "
-                                f"{'float32' if itemsize == 4 else 'float64'} arrays: {first}") from None
-        self.table[sizes] = self.compiled[key].address
+            self.compiled[key] = jit.cfunc(signature)(getattr(module, name))
+        return self.compiled[key]
 
 
 # --- replay: each op's forward as a C function of a payload (see kernels/replay.py) -------------
